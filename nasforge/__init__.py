@@ -1,0 +1,17 @@
+"""nasforge: neural architecture search on PyTorch, from a CSV file to a shipped model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["Study", "TrialRecord", "__version__", "load_study", "search"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import nasforge.core...` in workers and the CLI's --help stay light.
+    if name in ("Study", "TrialRecord", "load_study", "search"):
+        from nasforge import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

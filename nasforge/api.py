@@ -1,0 +1,127 @@
+"""The Python API: `nasforge.search(...)` returns a Study you can query, load and predict with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge.core import registry
+from nasforge.core.errors import StorageError, UserError
+from nasforge.core.types import TrialState
+from nasforge.storage.sql import Store, StudyInfo, TrialRow
+
+TrialRecord = TrialRow
+
+
+class Study:
+    """A stored search, read back from its store."""
+
+    def __init__(self, name: str, storage: str | None = None, store: Store | None = None) -> None:
+        self.store = store or Store(storage, create=False)
+        self.info: StudyInfo = self.store.require_study(name)
+        self.name = name
+
+    # ---- results -------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.info.config)
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        return self.store.trials(self.info.id)
+
+    @property
+    def space(self) -> Any:
+        return registry.create("space", self.config["space"], **self.config.get("space_config", {}))
+
+    @property
+    def best_trial(self) -> TrialRecord | None:
+        complete = [t for t in self.trials if t.state == TrialState.COMPLETE and t.score is not None]
+        return max(complete, key=lambda t: (t.score, -t.number)) if complete else None
+
+    def trial(self, number: int | None = None) -> TrialRecord:
+        if number is None:
+            best = self.best_trial
+            if best is None:
+                raise UserError(f"study {self.name!r} has no complete trial yet")
+            return best
+        row = self.store.trial(self.info.id, number)
+        if row is None:
+            raise UserError(f"study {self.name!r} has no trial {number}")
+        return row
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        from nasforge.report.leaderboard import rows_for
+
+        return rows_for(self.info, self.trials, self.space)
+
+    def trials_dataframe(self) -> Any:
+        """One row per trial: number, state, score, each metric, params, timing, architecture."""
+        import pandas as pd
+
+        space = self.space
+        records = []
+        for t in self.trials:
+            try:
+                summary = space.summary(space.from_json(t.arch))
+            except Exception:
+                summary = ""
+            rec: dict[str, Any] = {"number": t.number, "state": t.state.value, "key": t.key,
+                                   self.info.objective: t.metrics.get(self.info.objective),
+                                   "params": t.params, "duration": t.duration, "seed": t.seed,
+                                   "parent": t.parent, "started": t.started, "finished": t.finished,
+                                   "architecture": summary, "error": t.error, "checkpoint": t.checkpoint}
+            for k, v in t.metrics.items():
+                rec.setdefault(k, v)
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    # ---- models --------------------------------------------------------------------------
+    def _checkpoint(self, number: int | None) -> Path:
+        row = self.trial(number)
+        if row.state != TrialState.COMPLETE:
+            raise UserError(f"trial {row.number} of study {self.name!r} is {row.state.value}, not complete")
+        if not row.checkpoint or not Path(row.checkpoint).is_file():
+            raise UserError(f"trial {row.number} of study {self.name!r} has no saved weights "
+                            f"({row.checkpoint or 'the evaluator saves none'})")
+        return Path(row.checkpoint)
+
+    def load_model(self, trial: int | None = None) -> Any:
+        """The trained torch module of a trial (the best by default), in eval mode."""
+        from nasforge.predict import load_predictor
+
+        return load_predictor(self._checkpoint(trial)).model
+
+    def predictor(self, trial: int | None = None) -> Any:
+        from nasforge.predict import load_predictor
+
+        return load_predictor(self._checkpoint(trial))
+
+    def predict(self, data: Any, trial: int | None = None) -> np.ndarray:
+        """Predictions for a CSV path, a DataFrame or an array of raw feature rows.
+
+        Class labels (as in the training file) for classification, values for regression.
+        """
+        return self.predictor(trial).predict(data)
+
+
+def load_study(name: str, storage: str | None = None) -> Study:
+    return Study(name, storage)
+
+
+def search(data: str | None = None, label: str | int | None = None, **options: Any) -> Study:
+    """Run (or resume) a search and return its Study. Options are the CLI's, in snake_case.
+
+    Example: ``nasforge.search("train.csv", label="target", trials=20, test_fraction=0.2)``.
+    """
+    from nasforge.launch import build_config, run
+
+    options.setdefault("progress", False)
+    config = build_config(data=data, label=label, **options)
+    store = Store(config.storage)
+    summary = run(config, store)
+    if summary.stopped_reason and not summary.finished:
+        raise StorageError(summary.stopped_reason)
+    return Study(config.study, store=store)

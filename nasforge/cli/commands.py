@@ -1,0 +1,190 @@
+"""One function per subcommand; each returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasforge.core.errors import ConfigError, UserError
+
+SEARCH_KEYS = ("data", "label", "task", "header", "sep", "valid_file", "valid_fraction", "test_file",
+               "test_fraction", "space", "strategy", "evaluator", "table", "dataset", "trials", "workers",
+               "study", "owner", "storage", "root", "seed", "epochs", "steps", "batch_size", "patience",
+               "device")
+SEARCH_DEFAULTS: dict[str, Any] = {"space": "dnn", "strategy": "model_search", "evaluator": "train",
+                                   "trials": 20, "seed": 0, "header": "auto", "valid_fraction": 0.2,
+                                   "test_fraction": 0.0, "owner": ""}
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """YAML or TOML; keys as the flags, with dashes or underscores."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config {path}: file not found")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            raw = tomllib.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+    except Exception as exc:
+        raise ConfigError(f"--config {path}: cannot parse: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option names to values")
+    out = {}
+    allowed = set(SEARCH_KEYS) | {"space_options", "strategy_options", "evaluator_options"}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in allowed:
+            raise ConfigError(f"--config {path}: unknown key {key!r}")
+        out[name] = value
+    return out
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags beat the config file, which beats the defaults."""
+    options = dict(SEARCH_DEFAULTS)
+    if args.config:
+        options.update(load_config_file(args.config))
+    for key in SEARCH_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    space_options = dict(options.pop("space_options", None) or {})
+    space_options.update(dict(args.space_option))
+    strategy_options = dict(options.pop("strategy_options", None) or {})
+    strategy_options.update(dict(args.strategy_option))
+    evaluator_options = dict(options.pop("evaluator_options", None) or {})
+    evaluator_options.update(dict(args.evaluator_option))
+    if evaluator_options:
+        options["evaluator_options"] = evaluator_options
+    options["space_options"] = space_options
+    options["strategy_options"] = strategy_options
+    label = options.get("label")
+    if isinstance(label, str) and label.lstrip("-").isdigit():
+        options["label"] = int(label)
+    return options
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasforge.launch import build_config, run
+    from nasforge.report.leaderboard import format_table, rows_for
+    from nasforge.storage.sql import Store
+
+    options = search_options(args)
+    config = build_config(progress=not args.no_progress and sys.stderr.isatty(), **options)
+    store = Store(config.storage)
+    print(f"study {config.study!r}: {config.space} space, {config.strategy} strategy, "
+          f"{config.trials} trials, objective {config.objective} ({config.direction})", file=sys.stderr)
+    summary = run(config, store)
+    study = store.require_study(config.study)
+    space = _space(study.config)
+    rows = rows_for(study, store.trials(study.id), space, include_all=False)
+    print(format_table(rows, limit=args.top))
+    print(f"\n{summary.complete} complete, {summary.failed} failed of {config.trials} wanted "
+          f"({summary.elapsed:.1f}s this run, {summary.reused} duplicate proposals answered from the store)")
+    if summary.stopped_reason:
+        print(summary.stopped_reason, file=sys.stderr)
+    print(f"study folder: {study.artifact_dir}")
+    print(f"storage: {store.url}")
+    return 0 if summary.complete else 1
+
+
+def _space(config: dict[str, Any]) -> Any:
+    from nasforge.core import registry
+
+    return registry.create("space", config["space"], **config.get("space_config", {}))
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from nasforge.storage.sql import Store
+
+    store = Store(args.storage, create=False) if args.storage else Store(None)
+    studies = store.list_studies()
+    if not studies:
+        print(f"no studies in {store.url}")
+        return 0
+    head = f"{'name':30} {'owner':12} {'space':10} {'strategy':14} {'complete':>8} {'best':>10}  objective"
+    print(head)
+    for s in studies:
+        best = "-" if s["best"] is None else f"{s['best']:.4f}"
+        print(f"{s['name']:30} {s['owner'] or '-':12} {s['space'] or '-':10} {s['strategy'] or '-':14} "
+              f"{s['complete']:>8} {best:>10}  {s['objective']}")
+    return 0
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
+    from nasforge.report.leaderboard import format_csv, format_json, format_table
+
+    study = Study(args.study, args.storage)
+    rows = study.leaderboard()
+    if args.top:
+        rows = rows[: args.top]
+    if args.format == "csv":
+        sys.stdout.write(format_csv(rows))
+    elif args.format == "json":
+        print(format_json(rows))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
+
+    study = Study(args.study, args.storage)
+    row = study.trial(args.trial)
+    curve = study.store.intermediate(study.info.id, row.number)
+    out = {
+        "study": study.name, "trial": row.number, "state": row.state.value, "key": row.key,
+        "architecture": row.arch, "summary": _safe_summary(study, row.arch), "metrics": row.metrics,
+        "params": row.params, "seed": row.seed, "parent": row.parent, "duration_s": row.duration,
+        "started": row.started, "finished": row.finished, "error": row.error, "checkpoint": row.checkpoint,
+        "info": row.info, "curve": _curve(curve),
+    }
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _safe_summary(study: Any, arch: dict[str, Any]) -> str:
+    try:
+        space = study.space
+        return str(space.summary(space.from_json(arch)))
+    except Exception:
+        return ""
+
+
+def _curve(points: list[tuple[int, str, float]]) -> list[dict[str, float]]:
+    by_step: dict[int, dict[str, float]] = {}
+    for step, name, value in points:
+        by_step.setdefault(step, {"step": step})[name] = value
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
+
+    study = Study(args.study, args.storage)
+    predictor = study.predictor(args.trial)
+    frame = predictor.read(args.data)
+    out = predictor.prediction_frame(frame, proba=args.proba)
+    if args.out:
+        try:
+            out.to_csv(args.out, index=False)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write: {exc.strerror}") from exc
+        print(f"wrote {len(out)} predictions to {args.out}", file=sys.stderr)
+    elif not args.evaluate:
+        sys.stdout.write(out.to_csv(index=False))
+    if args.evaluate:
+        metrics = predictor.evaluate(frame)
+        print(" ".join(f"{k}={v:.6f}" for k, v in metrics.items()))
+    return 0

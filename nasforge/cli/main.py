@@ -1,0 +1,129 @@
+"""The `nasforge` command. User errors print one line and exit 2; `--debug` shows tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from nasforge.core.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE parsed as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key.strip(), value
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="SQLAlchemy URL (default: sqlite file under the user data directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nasforge import __version__
+
+    parser = _Parser(prog="nasforge", description="Neural architecture search on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("search", help="run or resume a search")
+    s.add_argument("--config", help="YAML or TOML file with the same keys as these flags")
+    s.add_argument("--data", help="CSV/TSV file (optionally .gz) or builtin:NAME "
+                                  "(digits, breast_cancer, wine, iris, diabetes)")
+    s.add_argument("--label", help="label column: name or index (default: last column)")
+    s.add_argument("--task", choices=["classification", "regression"], help="override the inferred task")
+    s.add_argument("--header", dest="header", action="store_const", const=True, help="the file has a header row")
+    s.add_argument("--no-header", dest="header", action="store_const", const=False, help="the file has no header")
+    s.add_argument("--sep", help="field separator (default: tab for .tsv, else sniffed)")
+    s.add_argument("--valid-file", help="validation file (default: a stratified split of the training data)")
+    s.add_argument("--valid-fraction", type=float, help="validation fraction carved from training (default 0.2)")
+    s.add_argument("--test-file", help="test file the search never sees; reported only")
+    s.add_argument("--test-fraction", type=float, help="held-out test fraction (default 0)")
+    s.add_argument("--space", help="search space (default dnn)")
+    s.add_argument("--strategy", help="search strategy (default model_search)")
+    s.add_argument("--evaluator", help="train (default) or table (benchmark lookup)")
+    s.add_argument("--table", help="benchmark table CSV for --evaluator table")
+    s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
+    s.add_argument("--trials", type=int, help="total number of trials wanted (default 20)")
+    s.add_argument("--workers", type=int, help="parallel trials (default: number of cores)")
+    s.add_argument("--study", help="study name (default: from data, space and strategy)")
+    s.add_argument("--owner", help="owner recorded with a new study")
+    _add_storage(s)
+    s.add_argument("--root", help="folder for study logs and checkpoints (default: beside the database)")
+    s.add_argument("--seed", type=int, help="seed of splits, strategy and trials (default 0)")
+    s.add_argument("--epochs", type=int, help="training epochs per trial (default 10)")
+    s.add_argument("--steps", type=int, help="training steps per trial instead of epochs")
+    s.add_argument("--batch-size", type=int, help="training batch size (default 128)")
+    s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 3)")
+    s.add_argument("--device", help="cpu (default), cuda or auto")
+    s.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
+    s.add_argument("--strategy-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
+    s.add_argument("--evaluator-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                   help="options of the synthetic evaluator (sleep, fail_every, nan_every)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--top", type=int, default=10, help="leaderboard rows to print (default 10)")
+
+    st = sub.add_parser("studies", help="list studies")
+    _add_storage(st)
+
+    t = sub.add_parser("trials", help="leaderboard of a study's trials")
+    t.add_argument("--study", required=True)
+    _add_storage(t)
+    t.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    t.add_argument("--top", type=int, help="only the best N")
+
+    sh = sub.add_parser("show", help="everything stored about one trial")
+    sh.add_argument("--study", required=True)
+    sh.add_argument("--trial", type=int, help="trial number (default: the best)")
+    _add_storage(sh)
+
+    pr = sub.add_parser("predict", help="predict with a study's trained model")
+    pr.add_argument("--study", required=True)
+    pr.add_argument("--trial", type=int, help="trial number (default: the best)")
+    _add_storage(pr)
+    pr.add_argument("--data", required=True, help="CSV/TSV file with the training file's feature columns")
+    pr.add_argument("--out", help="output CSV (default: standard output)")
+    pr.add_argument("--evaluate", action="store_true", help="print the metric (the file must have the label)")
+    pr.add_argument("--proba", action="store_true", help="also write class probabilities")
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list[Any] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        from nasforge.cli import commands
+
+        handler = getattr(commands, f"cmd_{args.command}")
+        return int(handler(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"nasforge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nasforge: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Model Search's data providers."""

@@ -1,0 +1,1 @@
+"""Vocabulary shared by every part of nasforge (see docs/architecture.md)."""

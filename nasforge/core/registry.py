@@ -1,0 +1,51 @@
+"""Names to factories, so a worker rebuilds a trial from (space, evaluator, config) alone."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from nasforge.core.errors import ConfigError
+
+# name -> "module:attribute"; imported lazily so the CLI starts fast and optional parts stay optional.
+SPACES: dict[str, str] = {
+    "dnn": "nasforge.spaces.dnn:DNNSpace",
+    "nb201": "nasforge.spaces.nb201:NB201Space",
+}
+STRATEGIES: dict[str, str] = {
+    "random": "nasforge.strategies.random_search:RandomSearch",
+    "model_search": "nasforge.strategies.model_search:ModelSearch",
+    "evolution": "nasforge.strategies.evolution:RegularizedEvolution",
+    "reinforce": "nasforge.strategies.reinforce:Reinforce",
+    "qlearning": "nasforge.strategies.qlearning:QLearning",
+    "local": "nasforge.strategies.local_search:LocalSearch",
+    "bananas": "nasforge.strategies.bananas:Bananas",
+}
+EVALUATORS: dict[str, str] = {
+    "train": "nasforge.evaluators.train:TrainEvaluator",
+    "table": "nasforge.evaluators.table:TableEvaluator",
+    "synthetic": "nasforge.evaluators.synthetic:SyntheticEvaluator",
+}
+_KINDS = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS}
+
+
+def available(kind: str) -> list[str]:
+    return sorted(_KINDS[kind])
+
+
+def resolve(kind: str, name: str) -> Callable[..., Any]:
+    table = _KINDS[kind]
+    if name not in table:
+        raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}")
+    module_name, attr = table[name].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr)  # type: ignore[no-any-return]
+
+
+def create(kind: str, name: str, **config: Any) -> Any:
+    factory = resolve(kind, name)
+    try:
+        return factory(**config)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for {kind} {name!r}: {exc}") from exc

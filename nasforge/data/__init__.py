@@ -1,0 +1,1 @@
+"""Data providers: train / validation / test splits behind one small interface."""

@@ -1,0 +1,1 @@
+"""Backends: where trials run (in-process or a local process pool)."""

@@ -1,0 +1,69 @@
+"""Runs one trial from its spec, in whatever process the backend chose."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from functools import lru_cache
+from typing import Any
+
+from nasforge.core import registry
+from nasforge.core.types import Result, TrialSpec, TrialState, canonical_json
+
+
+class _NullReporter:
+    def report(self, step: int, metrics: dict[str, float]) -> None:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _space(name: str, config_json: str) -> Any:
+    import json
+
+    return registry.create("space", name, **json.loads(config_json))
+
+
+@lru_cache(maxsize=4)
+def _evaluator(name: str, config_json: str) -> Any:
+    """Evaluators are cached per process so a worker loads its data once, not once per trial."""
+    import json
+
+    return registry.create("evaluator", name, **json.loads(config_json))
+
+
+def score_of(metrics: dict[str, float], objective: str, direction: str) -> float | None:
+    value = metrics.get(objective)
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value) if direction == "maximize" else -float(value)
+
+
+def run_trial(spec: TrialSpec) -> Result:
+    """Never raises: an exception, or a non-finite objective, becomes a failed result with its reason."""
+    start = time.perf_counter()
+    if spec.threads > 0:
+        import torch
+
+        if torch.get_num_threads() != spec.threads:
+            torch.set_num_threads(spec.threads)
+    try:
+        space = _space(spec.space, canonical_json(spec.space_config))
+        evaluator = _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
+        arch = space.from_json(spec.arch)
+        result: Result = evaluator.evaluate(arch, spec, _NullReporter())
+    except Exception as exc:  # a trial must never take the search down
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return Result(TrialState.FAILED, error=detail, duration=time.perf_counter() - start,
+                      trial_number=spec.number)
+    result.trial_number = spec.number
+    if not result.duration:
+        result.duration = time.perf_counter() - start
+    if result.state == TrialState.COMPLETE:
+        result.score = score_of(result.metrics, spec.objective, spec.direction)
+        if result.score is None:
+            result.state = TrialState.FAILED
+            value = result.metrics.get(spec.objective)
+            result.error = (f"objective {spec.objective!r} missing from metrics" if value is None
+                            else f"objective {spec.objective!r} is not finite ({value})")
+    return result

@@ -1,0 +1,152 @@
+"""Turns user-level options into a SearchConfig and runs it: the one path behind CLI and API."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from nasforge.config import SearchConfig
+from nasforge.core import registry
+from nasforge.core.errors import ConfigError
+from nasforge.runner import RunSummary, Runner, artifact_dir_for, open_study, validate_names
+from nasforge.storage.sql import Store
+
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 10, "steps": None, "batch_size": 128, "patience": 3, "device": "cpu"}
+
+
+def default_study_name(data: str | None, space: str, strategy: str, dataset: str | None = None) -> str:
+    """Same data, space and strategy give the same name, so re-running a command resumes it."""
+    base = data or "data"
+    if base.startswith("builtin:"):
+        stem = base.split(":", 1)[1]
+    else:
+        stem = Path(base).name
+        for suffix in (".gz", ".csv", ".tsv", ".txt"):
+            stem = stem.removesuffix(suffix)
+    if dataset:
+        stem = f"{stem}-{dataset}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{space}-{strategy}")
+
+
+def build_config(
+    *,
+    data: str | None = None,
+    label: str | int | None = None,
+    space: str = "dnn",
+    strategy: str = "model_search",
+    evaluator: str = "train",
+    trials: int = 20,
+    workers: int | None = None,
+    study: str | None = None,
+    owner: str = "",
+    storage: str | None = None,
+    root: str | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    patience: int | None = None,
+    device: str | None = None,
+    task: str | None = None,
+    header: str | bool = "auto",
+    sep: str | None = None,
+    valid_file: str | None = None,
+    valid_fraction: float = 0.2,
+    test_file: str | None = None,
+    test_fraction: float = 0.0,
+    table: str | None = None,
+    dataset: str | None = None,
+    space_options: dict[str, Any] | None = None,
+    strategy_options: dict[str, Any] | None = None,
+    evaluator_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> SearchConfig:
+    """Validate everything a user gave (names, numbers, the data itself) before any study is touched."""
+    if trials is None or int(trials) < 1:
+        raise ConfigError(f"--trials must be a positive number (got {trials})")
+    if workers is not None and int(workers) < 1:
+        raise ConfigError(f"--workers must be a positive number (got {workers})")
+    for kind, name in (("space", space), ("strategy", strategy), ("evaluator", evaluator)):
+        registry.resolve(kind, name)
+    space_config = dict(space_options or {})
+    registry.create("space", space, **space_config)  # fail early on bad space options
+    if evaluator == "synthetic":
+        ev_config = dict(evaluator_options or {})
+        objective, direction = "valid_accuracy", "maximize"
+        name = study or default_study_name("synthetic", space, strategy)
+    elif evaluator == "table":
+        if not table:
+            raise ConfigError("the table evaluator needs --table CSV (a benchmark table with an arch_str column)")
+        from nasforge.evaluators.table import TableEvaluator
+
+        ev_config: dict[str, Any] = {"table": str(Path(table).expanduser().resolve()),
+                                     "dataset": dataset or "cifar10"}
+        TableEvaluator(**ev_config)  # loads and checks the table now, before any study exists
+        objective, direction = "valid_accuracy", "maximize"
+        name = study or default_study_name(table, space, strategy, ev_config["dataset"])
+    else:
+        if not data:
+            raise ConfigError("--data is required: a CSV/TSV file (optionally .gz) or builtin:NAME")
+        from nasforge.data.loader import data_config, load_dataset
+
+        dconf = data_config(data, label=label, task=task, header=header, sep=sep, valid_file=valid_file,
+                            valid_fraction=valid_fraction, test_file=test_file, test_fraction=test_fraction,
+                            seed=seed)
+        dataset_obj = load_dataset(dconf)
+        ev_config = {"data": dconf}
+        for key, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size),
+                           ("patience", patience), ("device", device)):
+            ev_config[key] = TRAIN_DEFAULTS[key] if value is None else value
+        for key in ("epochs", "batch_size"):
+            if ev_config[key] is not None and int(ev_config[key]) < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be a positive number (got {ev_config[key]})")
+        if dataset_obj.spec.task == "regression":
+            objective, direction = "valid_rmse", "minimize"
+        else:
+            objective, direction = "valid_accuracy", "maximize"
+        name = study or default_study_name(data, space, strategy)
+    config = SearchConfig(study=name, space=space, strategy=strategy, evaluator=evaluator,
+                          evaluator_config=ev_config, objective=objective, direction=direction,
+                          trials=int(trials), space_config=space_config,
+                          strategy_config=dict(strategy_options or {}), owner=owner, storage=storage,
+                          root=root, workers=None if workers is None else int(workers), seed=int(seed),
+                          progress=progress)
+    validate_names(config)
+    return config
+
+
+def _attach_log(folder: Path) -> logging.Handler:
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "search.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("nasforge")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def run(config: SearchConfig, store: Store | None = None) -> RunSummary:
+    """Open (or resume) the study and drive it to `config.trials` finished trials."""
+    from nasforge.execution.local import make_backend
+    from nasforge.report.progress import ProgressBar
+
+    store = store or Store(config.storage)
+    study = open_study(config, store)
+    folder = Path(study.artifact_dir) if study.artifact_dir else artifact_dir_for(config, store)
+    handler = _attach_log(folder)
+    try:
+        from nasforge.core.types import TrialState
+
+        already = store.count(study.id, [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED])
+        backend = make_backend(config.workers)
+        progress = ProgressBar(total=config.trials, initial=min(already, config.trials),
+                               objective=config.objective, enabled=config.progress)
+        try:
+            return Runner(config, store, backend, progress).run()
+        finally:
+            backend.shutdown()
+    finally:
+        logging.getLogger("nasforge").removeHandler(handler)
+        handler.close()

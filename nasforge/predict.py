@@ -1,0 +1,101 @@
+"""Using a found model: raw rows in, labels or values out, with the training-time preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nasforge.core.errors import DataError
+from nasforge.data.base import CLASSIFICATION
+
+
+class Predictor:
+    """A trained model plus the preprocessing fitted on its training data."""
+
+    def __init__(self, model: Any, payload: dict[str, Any]) -> None:
+        from nasforge.data.tabular import TabularPreprocessor
+
+        self.model = model
+        self.payload = payload
+        self.task: str = payload["data_spec"]["task"]
+        raw = payload.get("preprocessor")
+        self.preprocessor = TabularPreprocessor.from_json(raw) if raw else None
+        self.class_names: tuple[str, ...] = tuple(payload["data_spec"].get("class_names") or ())
+
+    # ---- inputs --------------------------------------------------------------------------
+    def read(self, path: str | Path) -> pd.DataFrame:
+        """A CSV/TSV (optionally .gz) with the training file's columns; the label column is optional."""
+        from nasforge.data.csv import read_features_frame
+
+        if self.preprocessor is None:
+            return read_features_frame(str(path))
+        return read_features_frame(str(path), file_columns=self.preprocessor.file_columns,
+                                   label=self.preprocessor.label)
+
+    def features(self, data: Any) -> np.ndarray:
+        if isinstance(data, (str, Path)):
+            data = self.read(data)
+        if self.preprocessor is None:
+            return np.asarray(data, dtype=np.float32)
+        if isinstance(data, np.ndarray):
+            columns = list(self.preprocessor.input_columns)
+            if data.ndim != 2 or data.shape[1] != len(columns):
+                raise DataError(f"expected rows of {len(columns)} raw features ({', '.join(columns[:5])}...), "
+                                f"got an array of shape {data.shape}")
+            data = pd.DataFrame(data, columns=columns)
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"cannot predict on {type(data).__name__}: give a file path, a DataFrame or an array")
+        return self.preprocessor.transform(data, source="prediction data")
+
+    # ---- outputs -------------------------------------------------------------------------
+    def predict_raw(self, data: Any) -> np.ndarray:
+        """Class probabilities for classification, values for regression."""
+        from nasforge.evaluators.metrics import predict_arrays
+
+        return predict_arrays(self.model, self.features(data), self.task)
+
+    def predict(self, data: Any) -> np.ndarray:
+        out = self.predict_raw(data)
+        if self.task != CLASSIFICATION:
+            return out
+        indices = out.argmax(axis=1)
+        if self.class_names:
+            return np.asarray(self.class_names, dtype=object)[indices]
+        return indices
+
+    def prediction_frame(self, data: Any, proba: bool = False) -> pd.DataFrame:
+        out = self.predict_raw(data)
+        if self.task != CLASSIFICATION:
+            return pd.DataFrame({"prediction": out if out.ndim == 1 else list(out)})
+        names = list(self.class_names) or [str(i) for i in range(out.shape[1])]
+        frame = pd.DataFrame({"prediction": np.asarray(names, dtype=object)[out.argmax(axis=1)]})
+        if proba:
+            for i, name in enumerate(names):
+                frame[f"proba_{name}"] = out[:, i]
+        return frame
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """The test metrics of the training evaluator, on a labelled file or DataFrame."""
+        from nasforge.evaluators.metrics import accuracy, r2, rmse
+
+        if isinstance(data, (str, Path)):
+            data = self.read(data)
+        if self.preprocessor is None or not isinstance(data, pd.DataFrame):
+            raise DataError("--evaluate needs a labelled CSV with the training file's columns")
+        if self.preprocessor.label not in data.columns:
+            raise DataError(f"--evaluate: the file has no label column {self.preprocessor.label!r}")
+        y = self.preprocessor.encode_labels(data, source="prediction data")
+        out = self.predict_raw(data)
+        if self.task == CLASSIFICATION:
+            return {"accuracy": accuracy(y, out.argmax(axis=1))}
+        return {"rmse": rmse(y, out), "r2": r2(y, out)}
+
+
+def load_predictor(checkpoint: str | Path) -> Predictor:
+    from nasforge.evaluators.train import load_checkpoint
+
+    model, payload = load_checkpoint(checkpoint)
+    return Predictor(model, payload)

@@ -1,0 +1,84 @@
+"""Ranked trial tables for the terminal, CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from nasforge.core.types import TrialState
+from nasforge.storage.sql import StudyInfo, TrialRow
+
+
+def _test_metric(objective: str) -> str:
+    return objective.replace("valid_", "test_", 1)
+
+
+def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, include_all: bool = True
+             ) -> list[dict[str, Any]]:
+    """Complete trials ranked best first, then (optionally) the others by number."""
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.score is not None),
+                      key=lambda t: (-(t.score or 0.0), t.number))
+    others = [t for t in trials if t not in complete] if include_all else []
+    test_name = _test_metric(study.objective)
+    out = []
+    for rank, t in enumerate(list(complete) + others, start=1):
+        summary = ""
+        if space is not None:
+            try:
+                summary = space.summary(space.from_json(t.arch))
+            except Exception:  # an architecture from an older space version still lists
+                summary = json.dumps(t.arch.get("description", t.arch))
+        out.append({
+            "rank": rank if t in complete else None,
+            "trial": t.number,
+            "state": t.state.value,
+            study.objective: t.metrics.get(study.objective),
+            test_name: t.metrics.get(test_name),
+            "params": t.params,
+            "time_s": round(t.duration, 2) if t.duration is not None else None,
+            "architecture": summary,
+            "error": t.error,
+        })
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]], limit: int | None = None, width: int = 60) -> str:
+    if not rows:
+        return "(no trials yet)"
+    shown = rows[:limit] if limit else rows
+    columns = [c for c in shown[0] if c != "error" and any(r.get(c) is not None for r in shown)]
+    cells = [[_fmt(r.get(c)) for c in columns] for r in shown]
+    for line in cells:
+        idx = columns.index("architecture") if "architecture" in columns else -1
+        if idx >= 0 and len(line[idx]) > width:
+            line[idx] = line[idx][: width - 3] + "..."
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    head = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    body = ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in cells]
+    failed = [r for r in shown if r["state"] == "failed" and r.get("error")]
+    notes = [f"trial {r['trial']} failed: {r['error']}" for r in failed[:5]]
+    return "\n".join([head, *body, *notes])
+
+
+def format_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
+
+
+def format_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, default=str)
