@@ -10,7 +10,7 @@ from typing import Any
 from nasforge.config import SearchConfig
 from nasforge.core import registry
 from nasforge.core.errors import ConfigError
-from nasforge.runner import RunSummary, Runner, artifact_dir_for, open_study, validate_names
+from nasforge.runner import Runner, RunSummary, artifact_dir_for, open_study, validate_names
 from nasforge.storage.sql import Store
 
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 10, "steps": None, "batch_size": 128, "patience": 3, "device": "cpu"}
@@ -72,6 +72,7 @@ def build_config(
         registry.resolve(kind, name)
     space_config = dict(space_options or {})
     registry.create("space", space, **space_config)  # fail early on bad space options
+    ev_config: dict[str, Any]
     if evaluator == "synthetic":
         ev_config = dict(evaluator_options or {})
         objective, direction = "valid_accuracy", "maximize"
@@ -81,7 +82,7 @@ def build_config(
             raise ConfigError("the table evaluator needs --table CSV (a benchmark table with an arch_str column)")
         from nasforge.evaluators.table import TableEvaluator
 
-        ev_config: dict[str, Any] = {"table": str(Path(table).expanduser().resolve()),
+        ev_config = {"table": str(Path(table).expanduser().resolve()),
                                      "dataset": dataset or "cifar10"}
         TableEvaluator(**ev_config)  # loads and checks the table now, before any study exists
         objective, direction = "valid_accuracy", "maximize"
@@ -127,6 +128,19 @@ def _attach_log(folder: Path) -> logging.Handler:
     return handler
 
 
+def _write_held_out(config: SearchConfig, folder: Path) -> None:
+    """Save a carved test split as `test.csv` in the study folder, for `nasforge predict --evaluate`."""
+    data = config.evaluator_config.get("data")
+    target = folder / "test.csv"
+    if config.evaluator != "train" or not data or target.exists():
+        return
+    from nasforge.data.loader import load_dataset
+
+    rows = load_dataset(data).held_out_rows
+    if rows is not None:
+        rows.to_csv(target, index=False)
+
+
 def run(config: SearchConfig, store: Store | None = None) -> RunSummary:
     """Open (or resume) the study and drive it to `config.trials` finished trials."""
     from nasforge.execution.local import make_backend
@@ -136,6 +150,7 @@ def run(config: SearchConfig, store: Store | None = None) -> RunSummary:
     study = open_study(config, store)
     folder = Path(study.artifact_dir) if study.artifact_dir else artifact_dir_for(config, store)
     handler = _attach_log(folder)
+    _write_held_out(config, folder)
     try:
         from nasforge.core.types import TrialState
 

@@ -44,6 +44,9 @@ class Dataset:
     test: Split | None = None
     preprocessor: Any = None  # has transform(frame) -> x and to_json(); None for array data
     source: dict[str, Any] = field(default_factory=dict)
+    # Raw rows (label included) of a test split carved from the training file, so the exact
+    # held-out rows can be written out and scored later with `nasforge predict --evaluate`.
+    held_out_rows: Any = None
 
 
 class DataProvider(Protocol):

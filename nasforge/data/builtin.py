@@ -106,6 +106,9 @@ class BuiltinProvider:
         features = frame.drop(columns=[LABEL])
         parts = {"train": train, "valid": valid} | ({"test": test} if self.test_fraction > 0 else {})
         source = self.config() | {"label_column": LABEL, "task": task, "columns": [str(c) for c in frame.columns]}
-        return make_dataset({k: features.iloc[idx] for k, idx in parts.items()},
-                            {k: y[idx] for k, idx in parts.items()}, task=task, classes=classes, label=LABEL,
-                            file_columns=list(frame.columns), source=source, name=source_name)
+        dataset = make_dataset({k: features.iloc[idx] for k, idx in parts.items()},
+                               {k: y[idx] for k, idx in parts.items()}, task=task, classes=classes, label=LABEL,
+                               file_columns=list(frame.columns), source=source, name=source_name)
+        if "test" in parts:
+            dataset.held_out_rows = frame.iloc[test].reset_index(drop=True)
+        return dataset

@@ -418,10 +418,13 @@ class CSVProvider:
             parts["test"] = (features.iloc[test_idx], y[test_idx])
         source = self.config() | {"label_column": label, "task": task, "header": table.header, "sep": table.sep,
                                   "columns": [str(c) for c in frame.columns], "dropped_rows": dropped}
-        return make_dataset({k: v[0] for k, v in parts.items()}, {k: v[1] for k, v in parts.items()},
-                            task=task, classes=classes, label=label, file_columns=list(frame.columns),
-                            source=source, name=self.path, max_categories=self.max_categories,
-                            part_names={part: self._file(part) for part in extra})
+        dataset = make_dataset({k: v[0] for k, v in parts.items()}, {k: v[1] for k, v in parts.items()},
+                               task=task, classes=classes, label=label, file_columns=list(frame.columns),
+                               source=source, name=self.path, max_categories=self.max_categories,
+                               part_names={part: self._file(part) for part in extra})
+        if "test" not in extra and self.test_fraction > 0:
+            dataset.held_out_rows = frame.iloc[test_idx].reset_index(drop=True)
+        return dataset
 
     def _file(self, part: str) -> str:
         return str(self.valid_file if part == "valid" else self.test_file)

@@ -151,7 +151,7 @@ class TokenSpace:
                 if count > limit:
                     return None
                 continue
-            stack.extend(prefix + (o,) for o in dec.options)
+            stack.extend((*prefix, o) for o in dec.options)
         return count
 
 

@@ -161,7 +161,7 @@ class Store:
     def require_study(self, name: str) -> StudyInfo:
         info = self.get_study(name)
         if info is None:
-            names = [st.name for st in self.list_studies()]
+            names = [str(st["name"]) for st in self.list_studies()]
             hint = f"; studies here: {', '.join(names[:10])}" if names else "; this storage has no studies"
             raise StorageError(f"no study named {name!r} in {self.url}{hint}")
         return info

@@ -25,7 +25,8 @@ class SingleTrainer:
         """Search `number_models` models, each trained `train_steps` steps; returns the `Study`.
 
         Results live in `root_dir/model_search.db`, checkpoints and logs in `root_dir/<experiment_name>/`.
-        Validation always uses the whole validation split, so `eval_steps` only has to be positive.
+        Validation always uses the whole validation split, so `eval_steps` only has to be positive;
+        early stopping (3 epochs without improvement) may end a trial before `train_steps`.
         Running the same call again resumes the experiment.
         """
         import nasforge
