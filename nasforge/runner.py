@@ -188,8 +188,8 @@ class Runner:
                         for row, p in zip(created, fresh):
                             new_numbers.append(row.number)
                             self._submit(row, p)
-                    elif proposals:
-                        self.store.save_state(sid, self.strategy.state_dict())
+                    # Duplicates alone need no save: after a crash the restored strategy re-proposes
+                    # them, and the store answers them again, identically.
                     if duplicates_in_a_row >= self.max_consecutive_duplicates:
                         reason = (f"stopped: the strategy proposed {duplicates_in_a_row} already-evaluated "
                                   "architectures in a row (the space may be exhausted)")

@@ -188,3 +188,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         metrics = predictor.evaluate(frame)
         print(" ".join(f"{k}={v:.6f}" for k, v in metrics.items()))
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nasforge.bench.compare import format_summary, run_bench
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not strategies:
+        raise ConfigError("--strategies is empty")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be a positive number (got {args.jobs})")
+    summary = run_bench(args.table, args.dataset, strategies, args.queries, args.seeds, args.out, jobs=args.jobs)
+    print(format_summary(summary))
+    print(f"\nwrote {args.out}/summary.csv, curves.csv, curves.png (trials in {args.out}/bench.db)")
+    return 0

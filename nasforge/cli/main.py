@@ -100,12 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--evaluate", action="store_true", help="print the metric (the file must have the label)")
     pr.add_argument("--proba", action="store_true", help="also write class probabilities")
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    b = sub.add_parser("bench", help="compare strategies on a benchmark table (NAS-Bench-201 format)")
+    b.add_argument("--table", required=True, help="CSV with arch_str and <dataset>_valid/_test columns")
+    b.add_argument("--dataset", default="cifar10", help="dataset columns to use (default cifar10)")
+    b.add_argument("--strategies", default=",".join(DEFAULT_BENCH_STRATEGIES),
+                   help="comma-separated strategy names (default: all)")
+    b.add_argument("--queries", type=int, default=100, help="distinct architectures per search (default 100)")
+    b.add_argument("--seeds", type=int, default=50, help="searches per strategy (default 50)")
+    b.add_argument("--out", required=True, help="folder for summary.csv, curves.csv, curves.png, bench.db")
+    b.add_argument("--jobs", type=int, help="parallel processes (default: number of cores)")
     return parser
 
 
-_EXTRA_COMMANDS: list[Any] = []
+DEFAULT_BENCH_STRATEGIES = ("random", "evolution", "reinforce", "qlearning", "model_search", "local", "bananas")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
