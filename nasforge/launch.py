@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,15 @@ from nasforge.core.errors import ConfigError
 from nasforge.runner import Runner, RunSummary, artifact_dir_for, open_study, validate_names
 from nasforge.storage.sql import Store
 
-TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 10, "steps": None, "batch_size": 128, "patience": 3, "device": "cpu"}
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": None, "steps": None, "batch_size": 128, "patience": 5, "device": "cpu"}
+MIN_DEFAULT_STEPS = 4000  # small tables need many epochs, large ones few: budget the default in steps
+EPOCH_RANGE = (10, 100)
+
+
+def default_epochs(train_rows: int, batch_size: int) -> int:
+    """Enough epochs for about MIN_DEFAULT_STEPS optimizer steps, kept within EPOCH_RANGE."""
+    steps_per_epoch = max(1, math.ceil(train_rows / batch_size))
+    return int(min(EPOCH_RANGE[1], max(EPOCH_RANGE[0], math.ceil(MIN_DEFAULT_STEPS / steps_per_epoch))))
 
 
 def default_study_name(data: str | None, space: str, strategy: str, dataset: str | None = None) -> str:
@@ -100,8 +109,11 @@ def build_config(
         for key, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size),
                            ("patience", patience), ("device", device)):
             ev_config[key] = TRAIN_DEFAULTS[key] if value is None else value
-        for key in ("epochs", "batch_size"):
-            if ev_config[key] is not None and int(ev_config[key]) < 1:
+        if ev_config["epochs"] is None and ev_config["steps"] is None:
+            ev_config["epochs"] = default_epochs(len(dataset_obj.train), int(ev_config["batch_size"]))
+        ev_config = {k: v for k, v in ev_config.items() if v is not None}
+        for key in ("epochs", "steps", "batch_size"):
+            if ev_config.get(key) is not None and int(ev_config[key]) < 1:
                 raise ConfigError(f"--{key.replace('_', '-')} must be a positive number (got {ev_config[key]})")
         if dataset_obj.spec.task == "regression":
             objective, direction = "valid_rmse", "minimize"
