@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(s)
     s.add_argument("--root", help="folder for study logs and checkpoints (default: beside the database)")
     s.add_argument("--seed", type=int, help="seed of splits, strategy and trials (default 0)")
-    s.add_argument("--epochs", type=int, help="training epochs per trial (default: enough for about 4,000 steps, 10 to 100)")
+    s.add_argument("--epochs", type=int,
+                   help="training epochs per trial (default: enough for about 4,000 steps, 10 to 100)")
     s.add_argument("--steps", type=int, help="training steps per trial instead of epochs")
     s.add_argument("--batch-size", type=int, help="training batch size (default 128)")
     s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 5)")
