@@ -12,6 +12,13 @@ from nasforge.core.errors import ConfigError
 SPACES: dict[str, str] = {
     "dnn": "nasforge.spaces.dnn:DNNSpace",
     "nb201": "nasforge.spaces.nb201:NB201Space",
+    "chain_cnn": "nasforge.spaces.chain_cnn:ChainCNNSpace",
+    "metaqnn": "nasforge.spaces.metaqnn:MetaQNNSpace",
+    "nasnet": "nasforge.spaces.nasnet:NASNetSpace",
+    "darts": "nasforge.spaces.darts:DARTSSpace",
+    "enas_macro": "nasforge.spaces.enas_macro:ENASMacroSpace",
+    "rnn_cell": "nasforge.spaces.rnn_cell:RNNCellSpace",
+    "cnn": "nasforge.spaces.cnn:CNNSpace",
 }
 STRATEGIES: dict[str, str] = {
     "random": "nasforge.strategies.random_search:RandomSearch",
@@ -47,5 +54,7 @@ def create(kind: str, name: str, **config: Any) -> Any:
     factory = resolve(kind, name)
     try:
         return factory(**config)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # constructors reject bad option values with ValueError
+        if isinstance(exc, ConfigError):
+            raise
         raise ConfigError(f"bad options for {kind} {name!r}: {exc}") from exc

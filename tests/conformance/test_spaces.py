@@ -16,8 +16,24 @@ SPACES = registry.available("space")
 DATA_SPECS = {
     "dnn": DataSpec(task="classification", input_shape=(13,), num_outputs=3),
     "nb201": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "chain_cnn": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "metaqnn": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "nasnet": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "darts": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "enas_macro": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "cnn": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
+    "rnn_cell": DataSpec(task="language_model", input_shape=(6,), num_outputs=50),
 }
-SMALL_CONFIG = {"nb201": {"cells_per_stage": 1, "channels": 8}}
+SMALL_CONFIG = {
+    "nb201": {"cells_per_stage": 1, "channels": 8},
+    "chain_cnn": {"num_layers": 4, "search_stride": True, "filters": [24]},
+    "metaqnn": {"max_layers": 5, "image_size": 16, "conv_filters": [8, 16], "fc_units": [32]},
+    "nasnet": {"num_blocks": 2, "cells_per_stage": 1, "channels": 4},
+    "darts": {"num_nodes": 3, "layers": 3, "channels": 4},
+    "enas_macro": {"num_layers": 5, "channels": 4},
+    "rnn_cell": {"num_nodes": 4, "embedding_size": 8, "hidden_size": 8},
+    "cnn": {"max_depth": 4},
+}
 
 
 def make(name: str):
@@ -79,12 +95,16 @@ def test_build_forward_backward(name: str) -> None:
     spec = DATA_SPECS[name]
     rng = np.random.default_rng(4)
     torch.manual_seed(0)
-    samples = 200 if name == "dnn" else 20
-    for _ in range(samples):
+    for _ in range(200):
         arch = space.sample(rng)
         model = space.build(arch, spec)
-        x = torch.randn(4, *spec.input_shape)
-        out = model(x)
-        assert out.shape == (4, spec.num_outputs)
+        if spec.task == "language_model":  # token ids in, next-token logits out
+            x = torch.randint(0, spec.num_outputs, (4, *spec.input_shape))
+            out = model(x)
+            assert out.shape == (4, *spec.input_shape, spec.num_outputs)
+        else:
+            x = torch.randn(4, *spec.input_shape)
+            out = model(x)
+            assert out.shape == (4, spec.num_outputs)
         out.sum().backward()
         assert sum(p.numel() for p in model.parameters()) > 0
