@@ -1,0 +1,56 @@
+"""`nasforge bench` through the real runner and store, on the real NAS-Bench-201 table."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from nasforge.bench.compare import best_so_far
+from nasforge.cli.main import main
+
+
+def test_best_so_far_follows_validation_not_test() -> None:
+    points = [(80.0, 85.0), (82.0, 84.0), (81.0, 90.0), (82.0, 99.0)]
+    assert list(best_so_far(points, 5)) == [85.0, 84.0, 84.0, 84.0, 84.0]
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_bench_writes_summary_curves_and_plot(shared_data: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    table = shared_data / "nasbench201" / "nb201_12epoch.csv"
+    args = ["bench", "--table", str(table), "--dataset", "cifar100", "--strategies", "random,evolution",
+            "--queries", "30", "--seeds", "2", "--jobs", "1"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "mean_test" in printed and "evolution" in printed
+    summary = read(tmp_path / "a" / "summary.csv")
+    assert list(summary[0]) == ["strategy", "queries", "mean_test", "std_test", "mean_valid", "seeds"]
+    assert {(r["strategy"], r["queries"]) for r in summary} == {("random", "25"), ("evolution", "25")}
+    assert all(r["seeds"] == "2" and 0 < float(r["mean_test"]) < 100 for r in summary)
+    curves = read(tmp_path / "a" / "curves.csv")
+    assert len(curves) == 2 * 30
+    random_curve = [float(r["mean_test"]) for r in curves if r["strategy"] == "random"]
+    assert (tmp_path / "a" / "curves.png").stat().st_size > 1000
+    # same command, same numbers; and a second run in the same folder resumes (no new trials)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert read(tmp_path / "b" / "summary.csv") == summary
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert [float(r["mean_test"]) for r in read(tmp_path / "a" / "curves.csv")
+            if r["strategy"] == "random"] == random_curve
+
+
+def test_bench_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "t.csv"
+    bad.write_text("arch_str,foo_valid\nx,1\n")
+    code = main(["bench", "--table", str(bad), "--dataset", "cifar10", "--out", str(tmp_path / "o"),
+                 "--seeds", "1", "--queries", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cifar10" in err
+    assert main(["bench", "--table", str(bad), "--strategies", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown strategy 'nope'" in capsys.readouterr().err
