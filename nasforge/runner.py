@@ -38,6 +38,7 @@ class RunSummary:
     elapsed: float
     stopped_reason: str = ""
     new_trials: list[int] = field(default_factory=list)
+    broken: bool = False  # stopped because trials kept failing
 
 
 def artifact_dir_for(config: SearchConfig, store: Store) -> Path:
@@ -78,6 +79,7 @@ class Runner:
     """Drives one study to `config.trials` finished trials; safe to kill and run again."""
 
     max_consecutive_duplicates = 2000
+    max_consecutive_failures = 10  # a search whose every trial fails is broken; say so instead of going on
 
     def __init__(self, config: SearchConfig, store: Store, backend: Backend,
                  progress: ProgressSink | None = None) -> None:
@@ -98,6 +100,8 @@ class Runner:
         self._waiting_dups: dict[str, list[Proposal]] = {}
         self._completed_by_key: dict[str, Result] = {}  # key -> its finished, complete result
         self._finished = self._failed = 0
+        self._failures_in_a_row = 0
+        self._last_error: str | None = None
         self._best: float | None = None
 
     # ---- helpers -------------------------------------------------------------------------
@@ -196,6 +200,10 @@ class Runner:
                         break
                     if fresh or (proposals and not self._inflight):
                         continue  # ask again for any slot still free
+                if self._failures_in_a_row >= self.max_consecutive_failures:
+                    reason = (f"stopped: {self._failures_in_a_row} trials failed in a row; the last error was: "
+                              f"{self._last_error}")
+                    break
                 if not self._inflight:
                     if room <= 0:
                         break
@@ -219,7 +227,8 @@ class Runner:
         failed = self.store.count(sid, [TrialState.FAILED])
         return RunSummary(study=self.study, finished=self._finished, complete=complete, failed=failed,
                           reused=reused, elapsed=time.perf_counter() - start, stopped_reason=reason,
-                          new_trials=new_numbers)
+                          new_trials=new_numbers,
+                          broken=self._failures_in_a_row >= self.max_consecutive_failures)
 
     def _submit(self, row: TrialRow, proposal: Proposal) -> None:
         future = self.backend.submit(self._spec(row))
@@ -242,8 +251,11 @@ class Runner:
                 self._tell(dup, result)
             self.store.finish_trial(self.study.id, row.number, result, self.strategy.state_dict())
             if result.state == TrialState.FAILED:
+                self._failures_in_a_row += 1
+                self._last_error = result.error
                 log.warning("trial %d failed: %s", row.number, result.error)
             else:
+                self._failures_in_a_row = 0
                 log.info("trial %d %s: %s=%s", row.number, result.state.value, self.config.objective,
                          result.metrics.get(self.config.objective))
             self._note(row, result)

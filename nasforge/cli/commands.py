@@ -94,7 +94,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(summary.stopped_reason, file=sys.stderr)
     print(f"study folder: {study.artifact_dir}")
     print(f"storage: {store.url}")
-    return 0 if summary.complete else 1
+    return 1 if summary.broken or not summary.complete else 0
 
 
 def _space(config: dict[str, Any]) -> Any:

@@ -85,6 +85,15 @@ def test_failures_are_stored_and_the_search_continues(tmp_path: Path) -> None:
     assert len(store.trials(study.id, [TrialState.COMPLETE])) == 12 - len(failed)
 
 
+def test_a_search_whose_trials_all_fail_stops_with_the_reason(tmp_path: Path) -> None:
+    cfg = config(tmp_path, trials=50, evaluator_options={"fail_every": 1})
+    store = Store(cfg.storage)
+    summary = run(cfg, store)
+    assert summary.broken and summary.finished == 10
+    assert "10 trials failed in a row" in summary.stopped_reason
+    assert "injected failure" in summary.stopped_reason
+
+
 def test_duplicate_keys_reuse_the_stored_result(tmp_path: Path) -> None:
     # The same suggestion three times, and an isomorphic spelling of it: one trial, three answers from the store.
     arch = {"arch_str": "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|none~2|"}
