@@ -57,7 +57,7 @@ def main() -> int:
     import torch
 
     lines = ["# Runner overhead: table trials through the full runner and SQLite store", "",
-             f"Command: `python bench/runner_overhead.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
+             f"Command: `{' '.join(['python', 'bench/runner_overhead.py', *sys.argv[1:]])}`",
              "",
              f"Machine: {platform.machine()}, 2-core CI-class VM, Python {platform.python_version()}, "
              f"torch {torch.__version__}. Target: {args.trials} trials in at most 10 s wall.", "",

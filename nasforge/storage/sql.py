@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import Table, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -210,7 +210,7 @@ class Store:
         several runners sharing one study never allocate the same number. Core statements, not ORM
         objects: this is the runner's hot path (a benchmark makes thousands of trials a minute).
         """
-        trials = TrialModel.__table__
+        trials = cast(Table, TrialModel.__table__)
         with self.engine.begin() as conn:
             if not self.is_sqlite:
                 conn.execute(select(StudyModel.id).where(StudyModel.id == study_id).with_for_update())
@@ -231,7 +231,7 @@ class Store:
 
     def finish_trial(self, study_id: int, number: int, result: Result, state: JSONDict | None) -> None:
         """Record a result, its curve and the strategy state after `tell`, atomically."""
-        trials = TrialModel.__table__
+        trials = cast(Table, TrialModel.__table__)
         with self.engine.begin() as conn:
             trial_id = conn.scalar(select(TrialModel.id).where(TrialModel.study_id == study_id,
                                                               TrialModel.number == number))
@@ -244,7 +244,7 @@ class Store:
                        "value": float(value)}
                       for step, point in enumerate(result.curve) for name, value in point.items()]
             if points:
-                conn.execute(IntermediateModel.__table__.insert(), points)
+                conn.execute(cast(Table, IntermediateModel.__table__).insert(), points)
             if state is not None:
                 self._put_state(conn, study_id, state)
 
@@ -255,7 +255,7 @@ class Store:
     @staticmethod
     def _put_state(conn: Any, study_id: int, state: JSONDict) -> None:
         """Overwrite without reading the old state back (it grows with the search)."""
-        table = StrategyStateModel.__table__
+        table = cast(Table, StrategyStateModel.__table__)
         done = conn.execute(table.update().where(table.c.study_id == study_id).values(state=state, updated=_now()))
         if done.rowcount == 0:
             conn.execute(table.insert().values(study_id=study_id, state=state, updated=_now()))
