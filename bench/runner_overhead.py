@@ -28,8 +28,8 @@ def main() -> int:
     parser.add_argument("--table", default=str(TABLE))
     args = parser.parse_args()
 
-    from nasforge.execution.local import InProcessBackend
     from nasforge.evaluators.table import load_table
+    from nasforge.execution.local import InProcessBackend
     from nasforge.launch import build_config
     from nasforge.runner import Runner
     from nasforge.storage.sql import Store

@@ -117,6 +117,8 @@ def build_config(
                 raise ConfigError(f"--{key.replace('_', '-')} must be a positive number (got {ev_config[key]})")
         if dataset_obj.spec.task == "regression":
             objective, direction = "valid_rmse", "minimize"
+        elif dataset_obj.spec.task == "language_model":
+            objective, direction = "valid_perplexity", "minimize"
         else:
             objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name(data, space, strategy)

@@ -28,6 +28,10 @@ BUILTINS: dict[str, tuple[str, str]] = {
 }
 
 
+# builtins that are pictures: (scikit-learn loader, pixel maximum), loadable as (1, H, W) images
+IMAGE_BUILTINS: dict[str, tuple[str, float]] = {"digits": ("load_digits", 16.0)}
+
+
 def available() -> list[str]:
     return sorted(BUILTINS)
 
@@ -77,20 +81,31 @@ class BuiltinProvider:
     """A bundled scikit-learn dataset, split (stratified for classification) like a CSV file."""
 
     def __init__(self, name: str, *, valid_fraction: float = 0.2, test_fraction: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, as_images: bool = False) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"builtin dataset name must be text, got {name!r}")
         self.name = builtin_name(name)
         check_split_options(valid_fraction, test_fraction, seed)
+        if not isinstance(as_images, bool):
+            raise ConfigError(f"as_images must be true or false, got {as_images!r}")
+        if as_images and self.name not in IMAGE_BUILTINS:
+            raise ConfigError(f"as_images applies only to {', '.join(PREFIX + n for n in IMAGE_BUILTINS)}, "
+                              f"not {PREFIX}{self.name}")
         self.valid_fraction = float(valid_fraction)
         self.test_fraction = float(test_fraction)
         self.seed = int(seed)
+        self.as_images = as_images
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "builtin", "name": self.name, "valid_fraction": self.valid_fraction,
-                "test_fraction": self.test_fraction, "seed": self.seed}
+        config = {"kind": "builtin", "name": self.name, "valid_fraction": self.valid_fraction,
+                  "test_fraction": self.test_fraction, "seed": self.seed}
+        if self.as_images:  # only when set, so configs (and stored studies) of tabular builtins are unchanged
+            config["as_images"] = True
+        return config
 
     def load(self) -> Dataset:
+        if self.as_images:
+            return self._load_images()
         frame, task = builtin_frame(self.name)
         source_name = PREFIX + self.name
         classes: list[str] | None = None
@@ -112,3 +127,18 @@ class BuiltinProvider:
         if "test" in parts:
             dataset.held_out_rows = frame.iloc[test].reset_index(drop=True)
         return dataset
+
+    def _load_images(self) -> Dataset:
+        """The 8x8 digits as (1, 8, 8) images (pixels 0..16), split exactly as the tabular version."""
+        from sklearn import datasets
+
+        from nasforge.data.images import image_dataset
+
+        loader, maximum = IMAGE_BUILTINS[self.name]
+        bunch = getattr(datasets, loader)()
+        images = np.asarray(bunch.images, dtype=np.float32)[:, None]
+        labels = np.asarray(bunch.target, dtype=np.int64)
+        return image_dataset((images, labels), name=PREFIX + self.name,
+                             class_names=[str(n) for n in bunch.target_names],
+                             valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
+                             seed=self.seed, source=self.config(), scale=maximum)

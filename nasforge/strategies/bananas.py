@@ -1,0 +1,276 @@
+"""BANANAS-style Bayesian optimisation (White et al., 2021) with a neural-ensemble predictor.
+
+An ensemble of small MLPs, trained on every result so far, predicts the score of candidates
+made by mutating the best architectures found (plus a few random ones); independent Thompson
+sampling over the ensemble picks what to evaluate. The ensemble is plain NumPy, retrained from a
+seed derived from the number of results, so it is never stored: a resumed strategy refits it
+and continues with the very same proposals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from nasforge.core.seeding import derive_seed
+from nasforge.core.types import Architecture, JSONDict, Proposal, Result
+from nasforge.strategies.common import BaseStrategy, TokenEncoder
+
+
+class MLPEnsemble:
+    """`members` ReLU MLPs trained at once as batched matrices with Adam on the squared error."""
+
+    def __init__(self, members: int = 5, hidden: int = 32, layers: int = 2, epochs: int = 200,
+                 lr: float = 0.01, weight_decay: float = 1e-4) -> None:
+        self.members, self.hidden, self.layers = members, hidden, layers
+        self.epochs, self.lr, self.weight_decay = epochs, lr, weight_decay
+        self.params: list[np.ndarray] = []
+
+    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> MLPEnsemble:
+        e, (n, d) = self.members, x.shape
+        sizes = [d] + [self.hidden] * self.layers + [1]
+        shapes = []
+        for a, b in itertools.pairwise(sizes):
+            shapes += [(e, a, b), (e, 1, b)]
+        # one flat buffer for parameters and one for gradients: Adam is then a handful of array ops
+        total = sum(int(np.prod(s)) for s in shapes)
+        flat, gflat = np.zeros(total), np.zeros(total)
+        decay = np.zeros(total)
+        self.params, grads, offset = [], [], 0
+        for i, shape in enumerate(shapes):
+            size = int(np.prod(shape))
+            self.params.append(flat[offset:offset + size].reshape(shape))
+            grads.append(gflat[offset:offset + size].reshape(shape))
+            if i % 2 == 0:
+                self.params[-1][...] = rng.normal(0.0, math.sqrt(2.0 / shape[1]), size=shape)
+                decay[offset:offset + size] = self.weight_decay
+            offset += size
+        m, v = np.zeros(total), np.zeros(total)
+        target = y.reshape(1, n, 1)
+        b1, b2 = 0.9, 0.999
+        for step in range(1, self.epochs + 1):
+            acts, pre = self._forward(x)
+            self._backward(acts, pre, (2.0 / n) * (acts[-1] - target), grads)
+            g = gflat + decay * flat
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            flat -= (self.lr / (1 - b1**step)) * m / (np.sqrt(v / (1 - b2**step)) + 1e-8)
+        return self
+
+    def _forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        h: np.ndarray = np.broadcast_to(x, (self.members, *x.shape))
+        acts, pre = [h], []
+        n_layers = len(self.params) // 2
+        for i in range(n_layers):
+            z = np.matmul(h, self.params[2 * i]) + self.params[2 * i + 1]
+            pre.append(z)
+            h = np.maximum(z, 0.0) if i < n_layers - 1 else z
+            acts.append(h)
+        return acts, pre
+
+    def _backward(self, acts: list[np.ndarray], pre: list[np.ndarray], grad: np.ndarray,
+                  out: list[np.ndarray]) -> None:
+        n_layers = len(self.params) // 2
+        for i in reversed(range(n_layers)):
+            if i < n_layers - 1:
+                grad = grad * (pre[i] > 0)
+            np.matmul(acts[i].transpose(0, 2, 1), grad, out=out[2 * i])
+            out[2 * i + 1][...] = grad.sum(axis=1, keepdims=True)
+            if i > 0:
+                grad = np.matmul(grad, self.params[2 * i].transpose(0, 2, 1))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions of every member: shape (members, len(x))."""
+        return self._forward(x)[0][-1][..., 0]
+
+
+class GaussianProcess:
+    """Exact GP regression on the encodings with kernel w_lin * <x, x'> / d + w_rbf * RBF(x, x').
+
+    The linear part extrapolates trends ("more of this op helps") to regions far from any
+    data, which a pure RBF kernel cannot; the RBF part models interactions near the data.
+    Kernel weights, length-scale and noise are chosen by the marginal likelihood on a small grid.
+    """
+
+    def __init__(self, lengthscales: tuple[float, ...] = (1.5, 3.0, 6.0),
+                 noises: tuple[float, ...] = (0.03, 0.1, 0.3),
+                 linear: tuple[float, ...] = (0.0, 0.3, 1.0)) -> None:
+        self.lengthscales, self.noises, self.linear = lengthscales, noises, linear
+
+    def _kernel(self, a: np.ndarray, b: np.ndarray, ls: float, lin: float) -> np.ndarray:
+        dot = a @ b.T
+        d2 = np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * dot, 0.0)
+        return (1.0 - lin) * np.exp(-d2 / (2 * ls * ls)) + lin * dot / max(a.shape[1], 1) * self.scale
+
+    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> GaussianProcess:
+        self.x = x
+        n = len(y)
+        self.scale = 1.0 / max(float(np.mean((x * x).sum(1))) / max(x.shape[1], 1), 1e-12)
+        best = None
+        for ls in self.lengthscales:
+            for lin in self.linear:
+                k = self._kernel(x, x, ls, lin)
+                for noise in self.noises:
+                    chol = np.linalg.cholesky(k + noise * np.eye(n))
+                    alpha = solve_triangular(chol.T, solve_triangular(chol, y, lower=True), lower=False)
+                    evidence = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
+                    if best is None or evidence > best[0]:
+                        best = (evidence, ls, lin, chol, alpha)
+        assert best is not None
+        _, self.ls, self.lin, self.chol, self.alpha = best
+        return self
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ks = self._kernel(x, self.x, self.ls, self.lin)
+        mean = ks @ self.alpha
+        v = solve_triangular(self.chol, ks.T, lower=True)
+        prior = (1.0 - self.lin) + self.lin * (x * x).sum(1) / max(x.shape[1], 1) * self.scale
+        var = np.maximum(prior - (v * v).sum(0), 1e-12)
+        return mean, np.sqrt(var)
+
+
+class Bananas(BaseStrategy):
+    """Options: `initial` (10) random architectures first; `members` (5), `hidden` (32), `epochs` (200) of
+    the MLP ensemble; `retrain_every` (1) new results between fits; `parents` (10) best architectures
+    whose neighbourhoods (and `mutations` (10) random two-step mutants each) are candidates, plus
+    `random_candidates` (50); `acquisition` ("its" | "ucb"), `ucb_kappa` (1.0)."""
+
+    def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, initial: int = 10,
+                 members: int = 5, hidden: int = 32, epochs: int = 200, lr: float = 0.01,
+                 retrain_every: int = 1, parents: int = 10, mutations: int = 10,
+                 random_candidates: int = 50, acquisition: str = "its", ucb_kappa: float = 1.0,
+                 space_encoding: bool = True, predictor: str = "mlp", transform: str = "standard") -> None:
+        super().__init__(space, seed=seed, max_trials=max_trials)
+        if acquisition not in ("its", "ucb", "ei", "ts"):
+            raise ValueError(f"bananas: acquisition must be 'its' or 'ucb', not {acquisition!r}")
+        if initial < 1 or retrain_every < 1:
+            raise ValueError("bananas: initial and retrain_every must be at least 1")
+        self.initial = int(initial)
+        self.members, self.hidden, self.epochs, self.lr = int(members), int(hidden), int(epochs), float(lr)
+        self.retrain_every = int(retrain_every)
+        self.parents, self.mutations, self.random_candidates = int(parents), int(mutations), int(random_candidates)
+        self.acquisition, self.ucb_kappa = acquisition, float(ucb_kappa)
+        self.predictor = predictor
+        self.transform = transform
+        self.encoder = TokenEncoder(space, use_space_encoding=space_encoding)
+        self.fitted_on = 0  # results used by the current model (the first `fitted_on` told)
+        self.model: Any = None
+        self.y_mean = 0.0
+        self.y_std = 1.0
+
+    # ---- the predictor -----------------------------------------------------------------
+    def _training_set(self, count: int) -> tuple[list[Architecture], np.ndarray]:
+        keys = list(self.results)[:count]
+        scores = [self.results[k] for k in keys]
+        good = [s for s in scores if s is not None]
+        worst = min(good) if good else 0.0
+        y = np.array([worst if s is None else s for s in scores], dtype=np.float64)
+        return [self.arch_of(k) for k in keys], y
+
+    def _fit(self, count: int) -> None:
+        archs, y = self._training_set(count)
+        self.encoder = TokenEncoder(self.space, use_space_encoding=self.encoder.use_space)
+        x = self.encoder.fit(archs)
+        self.y_mean = float(y.mean())
+        self.y_std = float(y.std()) or 1.0
+        if self.transform == "rank":
+            from scipy.stats import norm, rankdata
+
+            y = norm.ppf(rankdata(y) / (len(y) + 1))
+            self.y_mean, self.y_std = 0.0, float(y.std()) or 1.0
+        elif self.transform == "clip":
+            y = np.maximum(y, np.quantile(y, 0.25))
+            self.y_mean = float(y.mean())
+            self.y_std = float(y.std()) or 1.0
+        self._best_transformed = float(((y - self.y_mean) / self.y_std).max())
+        rng = np.random.default_rng(derive_seed(self.seed, count, 17))
+        if self.predictor == "gp":
+            self.model = GaussianProcess().fit(x, (y - self.y_mean) / self.y_std, rng)
+        else:
+            self.model = MLPEnsemble(self.members, self.hidden, 2, self.epochs, self.lr).fit(
+                x, (y - self.y_mean) / self.y_std, rng)
+        self.fitted_on = count
+
+    def _ensure_model(self) -> None:
+        n = self.queries
+        if self.model is None and self.fitted_on > 0:
+            self._fit(self.fitted_on)  # after load_state_dict: rebuild the same model
+        if self.model is None or n - self.fitted_on >= self.retrain_every:
+            self._fit(n)
+
+    # ---- candidates ----------------------------------------------------------------------
+    def _candidates(self) -> list[Architecture]:
+        seen: set[str] = set()
+        out: list[Architecture] = []
+
+        def add(arch: Architecture) -> None:
+            key = self.space.key(arch)
+            if key not in seen and key not in self.proposed:
+                seen.add(key)
+                out.append(arch)
+
+        for key, _ in self.best(self.parents):
+            parent = self.arch_of(key)
+            for nb in self.space.neighbours(parent):
+                add(nb)
+            for _ in range(self.mutations):
+                add(self.space.mutate(self.space.mutate(parent, self.rng), self.rng))
+        self._n_local = len(out)
+        for _ in range(self.random_candidates):
+            add(self.space.sample(self.rng))
+        return out
+
+    def ask(self, n: int) -> list[Proposal]:
+        out: list[Proposal] = []
+        while len(out) < n:
+            asked = len(self.proposed)
+            if asked < self.initial:
+                out.append(self._propose(self.fresh_sample(), role="initial"))
+                continue
+            if self.queries == 0 or all(s is None for s in self.results.values()):
+                if self.pending:
+                    break  # wait for a first usable result
+                out.append(self._propose(self.fresh_sample(), role="random"))
+                continue
+            self._ensure_model()
+            assert self.model is not None
+            cands = self._candidates()
+            if not cands:
+                out.append(self._propose(self.fresh_sample(), role="random"))
+                continue
+            if self.predictor == "gp":
+                mean, std = self.model.predict(self.encoder.encode(cands))
+            else:
+                preds = self.model.predict(self.encoder.encode(cands))
+                mean, std = preds.mean(axis=0), preds.std(axis=0)
+            if self.acquisition == "its":
+                value = mean + std * self.rng.standard_normal(len(cands))
+            elif self.acquisition == "ei":
+                from scipy.stats import norm
+
+                incumbent = self._best_transformed
+                z = (mean - incumbent) / std
+                value = (mean - incumbent) * norm.cdf(z) + std * norm.pdf(z)
+            else:
+                value = mean + self.ucb_kappa * std
+            take = int(np.argmax(value))
+            out.append(self._propose(cands[take], role="model", local=bool(take < self._n_local),
+                                     predicted=float(mean[take] * self.y_std + self.y_mean)))
+        return out
+
+    def tell(self, proposal: Proposal, result: Result) -> None:
+        self._record(proposal, result)
+
+    def state_dict(self) -> JSONDict:
+        return {**self.base_state(), "fitted_on": self.fitted_on}
+
+    def load_state_dict(self, state: JSONDict) -> None:
+        self.load_base_state(state)
+        self.fitted_on = int(state["fitted_on"])
+        self.model = None

@@ -1,0 +1,164 @@
+"""MetaQNN (Baker et al., 2017): tabular Q-learning over the space's decision walk.
+
+A state is the prefix of tokens chosen so far, an action the next token. Architectures are
+sampled epsilon-greedily with epsilon annealed from 1.0 to 0.1 over the budget, and after each
+result a batch of remembered (architecture, reward) pairs is replayed through the Q-learning
+update (learning rate 0.01, no discounting, reward only at the end), as in the paper.
+
+Rewards are the result's percentile among all results so far (failures get 0): that keeps
+them in [0, 1] like the paper's accuracies whatever the objective's scale, so the paper's
+initial Q of 0.5 keeps its meaning ("as good as the median").
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import numpy as np
+
+from nasforge.core.seeding import derive_seed
+from nasforge.core.types import Architecture, Decision, JSONDict, Proposal, Result
+from nasforge.strategies.common import BaseStrategy
+
+PAPER_EPSILONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+class QLearning(BaseStrategy):
+    """Options: `learning_rate` (0.01), `discount` (1.0), `q_init` (0.5), `replay` (100) replayed samples
+    per result, `explore_fraction` (0.25) of the budget at epsilon 1.0 (the rest split evenly over
+    0.9 ... 0.1), `horizon` (budget when `max_trials` is not given, 200)."""
+
+    def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, learning_rate: float = 0.01,
+                 discount: float = 1.0, q_init: float = 0.5, replay: int = 100, explore_fraction: float = 0.25,
+                 horizon: int = 200) -> None:
+        super().__init__(space, seed=seed, max_trials=max_trials)
+        if not 0.0 < learning_rate <= 1.0 or not 0.0 <= discount <= 1.0 or replay < 0:
+            raise ValueError("qlearning: need 0 < learning_rate <= 1, 0 <= discount <= 1, replay >= 0")
+        if not 0.0 <= explore_fraction <= 1.0:
+            raise ValueError("qlearning: explore_fraction must be in [0, 1]")
+        self.learning_rate, self.discount, self.q_init = float(learning_rate), float(discount), float(q_init)
+        self.replay = int(replay)
+        self.explore_fraction = float(explore_fraction)
+        self.horizon = int(max_trials or horizon)
+        self.q: dict[str, list[float]] = {}  # state (prefix) -> one Q value per choice of its decision
+        # replay memory: (tokens, number of results known when it was told); with the results'
+        # order this rebuilds the Q table on load, so the table itself is never stored
+        self.memory: list[tuple[list[int], int]] = []
+        self._sorted: list[float] = []  # scores so far, for percentile rewards
+        self._decisions: dict[str, Decision | None] = {}
+
+    # ---- schedule ----------------------------------------------------------------------
+    def epsilon(self) -> float:
+        """Epsilon for the next proposal: 1.0 for the first part of the budget, then 0.9 ... 0.1."""
+        done = len(self.proposed)
+        explore = self.explore_fraction * self.horizon
+        if done < explore:
+            return 1.0
+        rest = PAPER_EPSILONS[1:]
+        step = (self.horizon - explore) / len(rest)
+        i = int((done - explore) // step) if step > 0 else len(rest) - 1
+        return rest[min(i, len(rest) - 1)]
+
+    # ---- Q table -----------------------------------------------------------------------
+    @staticmethod
+    def _state(prefix: list[int] | tuple[int, ...]) -> str:
+        return ".".join(str(t) for t in prefix)
+
+    def _decision(self, prefix: list[int]) -> Decision | None:
+        state = self._state(prefix)
+        if state not in self._decisions:
+            self._decisions[state] = self.space.decision(prefix)
+        return self._decisions[state]
+
+    def _values(self, state: str, dec: Decision) -> list[float]:
+        values = self.q.get(state)
+        if values is None:
+            values = self.q[state] = [self.q_init] * len(dec.choices)
+        return values
+
+    def _sample(self, epsilon: float) -> Architecture:
+        tokens: list[int] = []
+        while (dec := self._decision(tokens)) is not None:
+            options = dec.options
+            if self.rng.random() < epsilon:
+                tokens.append(int(options[self.rng.integers(len(options))]))
+            else:
+                values = self.q.get(self._state(tokens))
+                if values is None:
+                    best = list(options)
+                else:
+                    top = max(values[o] for o in options)
+                    best = [o for o in options if values[o] == top]
+                tokens.append(int(best[self.rng.integers(len(best))]) if len(best) > 1 else int(best[0]))
+        return Architecture(self.space.name, tuple(tokens))
+
+    def _reward(self, key: str) -> float:
+        score = self.results.get(key)
+        if score is None or not self._sorted:
+            return 0.0
+        below = bisect.bisect_left(self._sorted, score)
+        ties = bisect.bisect_right(self._sorted, score) - below
+        return (below + 0.5 * ties) / len(self._sorted)
+
+    def _update(self, tokens: list[int]) -> None:
+        """One Q-learning pass over a remembered trajectory, from the last decision back."""
+        reward = self._reward(self.space.key(Architecture(self.space.name, tuple(tokens))))
+        alpha, gamma = self.learning_rate, self.discount
+        for i in reversed(range(len(tokens))):
+            prefix = tokens[:i]
+            dec = self._decision(prefix)
+            assert dec is not None
+            values = self._values(self._state(prefix), dec)
+            if i == len(tokens) - 1:
+                target = reward
+            else:
+                nxt = self._decision(tokens[: i + 1])
+                assert nxt is not None
+                nv = self.q.get(self._state(tokens[: i + 1]))
+                target = gamma * (max(nv[o] for o in nxt.options) if nv is not None else self.q_init)
+            values[tokens[i]] = (1 - alpha) * values[tokens[i]] + alpha * target
+
+    # ---- ask/tell ----------------------------------------------------------------------
+    def ask(self, n: int) -> list[Proposal]:
+        out = []
+        for _ in range(n):
+            eps = self.epsilon()
+            out.append(self._propose(self._sample(eps), epsilon=eps))
+        return out
+
+    def tell(self, proposal: Proposal, result: Result) -> None:
+        known = proposal.key in self.results
+        pid, _ = self._record(proposal, result)
+        if not known and self.results[proposal.key] is not None:
+            bisect.insort(self._sorted, float(self.results[proposal.key]))  # type: ignore[arg-type]
+        if pid is None:
+            return
+        self.memory.append((list(proposal.arch.tokens), len(self.results)))
+        self._replay(len(self.memory) - 1)
+
+    def _replay(self, i: int) -> None:
+        """After the i-th remembered result: Q-updates on `replay` samples of memory[: i + 1]."""
+        rng = np.random.default_rng(derive_seed(self.seed, i, 31))
+        for j in rng.integers(i + 1, size=self.replay):
+            self._update(self.memory[int(j)][0])
+
+    def state_dict(self) -> JSONDict:
+        return {**self.base_state(), "memory": [[t, k] for t, k in self.memory]}
+
+    def load_state_dict(self, state: JSONDict) -> None:
+        self.load_base_state(state)
+        self.memory = [([int(x) for x in t], int(k)) for t, k in state["memory"]]
+        self.q = {}
+        scores = list(self.results.values())
+        self._sorted = []
+        known = 0
+        for i, (_, k) in enumerate(self.memory):
+            while known < k:  # percentile rewards against the results known back then
+                if scores[known] is not None:
+                    bisect.insort(self._sorted, float(scores[known]))  # type: ignore[arg-type]
+                known += 1
+            self._replay(i)
+        for score in scores[known:]:
+            if score is not None:
+                bisect.insort(self._sorted, float(score))

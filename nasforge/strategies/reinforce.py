@@ -1,0 +1,235 @@
+"""NAS-RL (Zoph & Le, 2017): an LSTM controller trained with REINFORCE.
+
+The controller walks the space's decisions; at each step its input is the embedding of the
+previous choice and a per-decision-name softmax head picks the next token (disallowed tokens
+masked). Skip-connection decisions (`kind == "anchor"`) are scored with the paper's anchor-point
+attention, P(layer j feeds layer i) = sigmoid(v . tanh(W_prev h_j + W_curr h_i)), where h_j is
+the controller's hidden state at layer j's anchor. Updates use a batch of results, an
+exponential-moving-average baseline and an entropy bonus, with Adam.
+
+Parameters are created the first time a decision name is met, each from its own seeded
+generator, so the controller works for any space without knowing its names in advance and
+stays reproducible. Sampling draws from the strategy's NumPy generator (torch's global RNG is
+never touched), so `state_dict` needs only the parameters, Adam's moments and the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasforge.core.seeding import derive_seed
+from nasforge.core.types import Architecture, Decision, JSONDict, Proposal, Result
+from nasforge.strategies.common import BaseStrategy
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: extra threads only add overhead, and workers may share the machine."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+class Controller:
+    """The LSTM policy, as a flat dict of named tensors (easy to serialise and to grow)."""
+
+    def __init__(self, seed: int, hidden: int, embed: int, init_range: float = 0.1) -> None:
+        self.seed, self.hidden, self.embed, self.init_range = seed, hidden, embed, init_range
+        self.params: dict[str, torch.Tensor] = {}
+        self.names: dict[str, int] = {}  # decision name -> index in params' names
+        self._add("lstm.w_ih", (4 * hidden, embed))
+        self._add("lstm.w_hh", (4 * hidden, hidden))
+        self._add("lstm.bias", (4 * hidden,))
+        self._add("start", (embed,))
+        self._add("anchor.w_prev", (hidden, hidden))
+        self._add("anchor.w_curr", (hidden, hidden))
+        self._add("anchor.v", (hidden,))
+
+    def _add(self, name: str, shape: tuple[int, ...]) -> None:
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, zlib.crc32(name.encode())))
+        tensor = (torch.rand(shape, generator=gen) * 2 - 1) * self.init_range
+        self.params[name] = tensor.requires_grad_(True)
+
+    def ensure(self, dec: Decision) -> int:
+        """Index of the decision name's embedding and head, creating them when first seen."""
+        idx = self.names.get(dec.name)
+        if idx is None:
+            idx = self.names[dec.name] = len(self.names)
+            self._add(f"embed.{idx}", (len(dec.choices), self.embed))
+            self._add(f"head.{idx}.w", (len(dec.choices), self.hidden))
+            self._add(f"head.{idx}.b", (len(dec.choices),))
+        return idx
+
+    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.params
+        gates = p["lstm.w_ih"] @ x + p["lstm.w_hh"] @ h + p["lstm.bias"]
+        i, f, g, o = gates.chunk(4)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def run(self, space: Any, tokens: list[int] | None, rng: np.random.Generator | None
+            ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """Sample (tokens None) or score (tokens given) one walk: the tokens, sum log-prob, sum entropy."""
+        p = self.params
+        h = torch.zeros(self.hidden)
+        c = torch.zeros(self.hidden)
+        x = p["start"]
+        anchors: dict[int, torch.Tensor] = {}  # layer -> hidden state at its anchor point
+        layer_state: dict[int, torch.Tensor] = {}  # layer -> last hidden state of its decisions
+        out: list[int] = []
+        logp = torch.zeros(())
+        entropy = torch.zeros(())
+        while (dec := space.decision(out)) is not None:
+            idx = self.ensure(dec)
+            h, c = self.step(x, h, c)
+            if dec.kind == "anchor" and dec.layer is not None and dec.source is not None and len(dec.choices) == 2:
+                h_i = anchors.setdefault(dec.layer, h)
+                h_j = anchors.get(dec.source, layer_state.get(dec.source, torch.zeros(self.hidden)))
+                score = p["anchor.v"] @ torch.tanh(p["anchor.w_prev"] @ h_j + p["anchor.w_curr"] @ h_i)
+                logits = torch.stack([torch.zeros(()), score])  # softmax of (0, s): P(yes) = sigmoid(s)
+            else:
+                logits = p[f"head.{idx}.w"] @ h + p[f"head.{idx}.b"]
+            if dec.allowed is not None:
+                mask = torch.full((len(dec.choices),), -math.inf)
+                mask[list(dec.allowed)] = 0.0
+                logits = logits + mask
+            logprobs = torch.log_softmax(logits, dim=0)
+            if tokens is None:
+                assert rng is not None
+                probs = logprobs.detach().exp().double().numpy()
+                token = int(rng.choice(len(probs), p=probs / probs.sum()))
+            else:
+                token = int(tokens[len(out)])
+            probs_t = logprobs.exp()
+            entropy = entropy - (probs_t * torch.where(probs_t > 0, logprobs, torch.zeros(()))).sum()
+            logp = logp + logprobs[token]
+            out.append(token)
+            if dec.layer is not None:
+                layer_state[dec.layer] = h
+            x = p[f"embed.{idx}"][token]
+        return out, logp, entropy
+
+
+class Adam:
+    """Adam over a dict of named tensors whose set may grow (new decision names)."""
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m: dict[str, torch.Tensor] = {}
+        self.v: dict[str, torch.Tensor] = {}
+        self.t: dict[str, int] = {}
+
+    def step(self, params: dict[str, torch.Tensor]) -> None:
+        b1, b2 = self.betas
+        with torch.no_grad():
+            for name, p in params.items():
+                if p.grad is None:
+                    continue
+                m = self.m.setdefault(name, torch.zeros_like(p))
+                v = self.v.setdefault(name, torch.zeros_like(p))
+                t = self.t[name] = self.t.get(name, 0) + 1
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (v / (1 - b2**t)).sqrt_().add_(self.eps)
+                p.addcdiv_(m, denom, value=-self.lr / (1 - b1**t))
+                p.grad = None
+
+
+class Reinforce(BaseStrategy):
+    """Options: `hidden` (64) LSTM units, `embed` (32), `lr` (0.02) for Adam, `batch_size` (5) results per
+    update, `entropy_weight` (0.01), `baseline_decay` (0.9), `init_range` (0.1), `resample` (10) redraws
+    when the controller samples an architecture it proposed before."""
+
+    def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, hidden: int = 64,
+                 embed: int = 32, lr: float = 0.02, batch_size: int = 5, entropy_weight: float = 0.01,
+                 baseline_decay: float = 0.9, init_range: float = 0.1, resample: int = 10) -> None:
+        super().__init__(space, seed=seed, max_trials=max_trials)
+        if hidden < 1 or embed < 1 or batch_size < 1 or lr <= 0 or not 0.0 <= baseline_decay < 1.0:
+            raise ValueError("reinforce: need hidden, embed, batch_size >= 1, lr > 0, 0 <= baseline_decay < 1")
+        self.hidden, self.embed, self.lr = int(hidden), int(embed), float(lr)
+        self.batch_size, self.entropy_weight = int(batch_size), float(entropy_weight)
+        self.baseline_decay, self.init_range = float(baseline_decay), float(init_range)
+        self.resample = max(0, int(resample))
+        self.controller = Controller(self.seed, self.hidden, self.embed, self.init_range)
+        self.optim = Adam(self.lr)
+        self.baseline: float | None = None
+        self.buffer: list[tuple[list[int], float | None]] = []  # (tokens, score) awaiting an update
+        self.log: list[tuple[list[list[int]], list[float], float]] = []  # (batch, rewards, scale) per update
+
+    def ask(self, n: int) -> list[Proposal]:
+        out = []
+        with _one_thread(), torch.no_grad():
+            for _ in range(n):
+                # A converged controller keeps drawing what it already has (answered for free, but
+                # no progress): redraw a few times for something new, as NAS does not re-train.
+                for _ in range(self.resample + 1):
+                    tokens, _, _ = self.controller.run(self.space, None, self.rng)
+                    arch = Architecture(self.space.name, tuple(tokens))
+                    if self.space.key(arch) not in self.proposed:
+                        break
+                out.append(self._propose(arch))
+        return out
+
+    def tell(self, proposal: Proposal, result: Result) -> None:
+        pid, score = self._record(proposal, result)
+        if pid is None:
+            return
+        self.buffer.append((list(proposal.arch.tokens), score))
+        if len(self.buffer) >= self.batch_size:
+            self._update()
+
+    def _update(self) -> None:
+        scores = [s for s in self.results.values() if s is not None]
+        worst = min(scores) if scores else 0.0
+        scale = float(np.std(scores)) if len(scores) > 1 else 1.0
+        scale = scale if scale > 0 else 1.0
+        batch = [tokens for tokens, _ in self.buffer]
+        rewards = [worst if s is None else s for _, s in self.buffer]
+        self.log.append((batch, rewards, scale))
+        self.buffer = []
+        self._apply(batch, rewards, scale)
+
+    def _apply(self, batch: list[list[int]], rewards: list[float], scale: float) -> None:
+        """One REINFORCE step: advantage against the moving-average baseline, plus entropy bonus."""
+        if self.baseline is None:
+            self.baseline = float(np.mean(rewards))
+        with _one_thread():
+            loss = torch.zeros(())
+            for tokens, reward in zip(batch, rewards):
+                _, logp, entropy = self.controller.run(self.space, tokens, None)
+                advantage = (reward - self.baseline) / scale
+                loss = loss - advantage * logp - self.entropy_weight * entropy
+                self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+            (loss / len(batch)).backward()
+            self.optim.step(self.controller.params)
+
+    # ---- state -------------------------------------------------------------------------
+    # The controller's weights (and Adam's moments) are a deterministic function of the seed and
+    # the update log, so they are rebuilt on load rather than stored: the runner saves the state
+    # after every trial, and ~100k floats each time would dominate a table benchmark's run time.
+    def state_dict(self) -> JSONDict:
+        return {**self.base_state(), "log": [[b, r, sc] for b, r, sc in self.log],
+                "buffer": [[t, s] for t, s in self.buffer]}
+
+    def load_state_dict(self, state: JSONDict) -> None:
+        self.load_base_state(state)
+        self.controller = Controller(self.seed, self.hidden, self.embed, self.init_range)
+        self.optim = Adam(self.lr)
+        self.baseline = None
+        self.log = [([[int(x) for x in t] for t in b], [float(x) for x in r], float(sc))
+                    for b, r, sc in state["log"]]
+        for batch, rewards, scale in self.log:
+            self._apply(batch, rewards, scale)
+        self.buffer = [([int(x) for x in t], None if s is None else float(s)) for t, s in state["buffer"]]
