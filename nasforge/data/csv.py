@@ -101,7 +101,8 @@ class Table:
     unnamed: tuple[str, ...] = ()  # columns whose header cell was empty
 
 
-def _read_text(path: str | os.PathLike[str]) -> str:
+def read_text_file(path: str | os.PathLike[str], kind: str = "CSV/TSV text") -> str:
+    """A text file's contents, decompressed by magic bytes (gzip, bz2, xz); every failure a DataError."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{path}: file not found")
@@ -123,7 +124,7 @@ def _read_text(path: str | os.PathLike[str]) -> str:
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
         raise DataError(f"{path}: compressed data is corrupt or truncated ({exc})") from None
     if b"\x00" in data[:65536]:
-        raise DataError(f"{path}: looks like a binary file, not CSV/TSV text")
+        raise DataError(f"{path}: looks like a binary file, not {kind}")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -221,7 +222,7 @@ def read_table(path: str | os.PathLike[str], *, header: bool | str = "auto", sep
     """Read a whole file with the module's rules. `names` replaces the `colN` names of a headerless file."""
     header = normalize_header(header)
     sep = normalize_sep(sep)
-    text = _read_text(path)
+    text = read_text_file(path)
     sample_lines = text.splitlines()[: SAMPLE_ROWS + 5]
     sep = sep or _sniff_sep(path, sample_lines)
     sample = _records(sample_lines, sep)

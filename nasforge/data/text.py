@@ -12,7 +12,6 @@ carrying the recurrent state from one window to the next.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from collections import Counter
@@ -35,25 +34,10 @@ T = TypeVar("T")
 
 
 def read_lines(path: str | os.PathLike[str]) -> list[str]:
-    """The lines of a UTF-8 text file (gzip by magic bytes); an empty file is a DataError."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: file not found" if not p.exists() else f"{path}: is not a file")
-    data = p.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: gzip data is corrupt or truncated ({exc})") from None
-    if b"\x00" in data[:65536]:
-        raise DataError(f"{path}: looks like a binary file, not a text corpus")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    if not text.strip():
-        raise DataError(f"{path}: file is empty")
-    return text.splitlines()
+    """The lines of a text file (compressed or not, as CSV files are read); an empty file is a DataError."""
+    from nasforge.data.csv import read_text_file
+
+    return read_text_file(path, kind="a text corpus").splitlines()
 
 
 def tokenize(lines: Iterable[str]) -> list[str]:
