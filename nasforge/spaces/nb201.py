@@ -28,6 +28,10 @@ NODES = 4
 _SHORT = {"nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "ap"}
 _NONE, _SKIP = 0, 1
 DEAD_KEY = "nb201:zero"
+# tokens -> canonical key, shared by every instance: at most 15,625 entries, and a benchmark
+# builds many spaces in one process
+_KEYS: dict[tuple[int, ...], str] = {}
+_NEIGHBOURS: dict[tuple[int, ...], list[Architecture]] = {}
 
 
 class NB201Space(TokenSpace):
@@ -41,8 +45,6 @@ class NB201Space(TokenSpace):
         self.cells_per_stage = int(cells_per_stage)
         self.channels = int(channels)
         self._decisions = tuple(Decision(f"edge_{i}_{j}", OPS) for i, j in EDGES)
-        self._key_cache: dict[tuple[int, ...], str] = {}
-        self._neighbour_cache: dict[tuple[int, ...], list[Architecture]] = {}
 
     # ---- decisions ---------------------------------------------------------------------
     def decision(self, prefix: Sequence[int]) -> Decision | None:
@@ -80,7 +82,7 @@ class NB201Space(TokenSpace):
     def neighbours(self, arch: Architecture) -> list[Architecture]:
         """Every cell one edge away, one per distinct key (the parent's excluded), in edge order."""
         tokens = self.assemble(arch.tokens).tokens
-        cached = self._neighbour_cache.get(tokens)
+        cached = _NEIGHBOURS.get(tokens)
         if cached is None:
             seen = {self.key(arch)}
             cached = []
@@ -92,7 +94,7 @@ class NB201Space(TokenSpace):
                         if k not in seen:
                             seen.add(k)
                             cached.append(child)
-            self._neighbour_cache[tokens] = cached
+            _NEIGHBOURS[tokens] = cached
         return list(cached)
 
     # ---- strings -----------------------------------------------------------------------
@@ -143,11 +145,11 @@ class NB201Space(TokenSpace):
 
     # ---- canonical key -----------------------------------------------------------------
     def key(self, arch: Architecture) -> str:
-        tokens = tuple(arch.tokens)
-        cached = self._key_cache.get(tokens)
+        tokens = arch.tokens if type(arch.tokens) is tuple else tuple(arch.tokens)
+        cached = _KEYS.get(tokens)
         if cached is None:
-            cached = canonical_key(self.assemble(tokens).tokens)
-            self._key_cache[tokens] = cached
+            tokens = self.assemble(tokens).tokens
+            cached = _KEYS[tokens] = canonical_key(tokens)
         return cached
 
     def encode(self, arch: Architecture) -> list[float]:

@@ -144,8 +144,9 @@ class Bananas(BaseStrategy):
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, initial: int = 10,
                  members: int = 5, hidden: int = 32, epochs: int = 200, lr: float = 0.01,
                  retrain_every: int = 1, parents: int = 10, mutations: int = 10,
-                 random_candidates: int = 50, acquisition: str = "its", ucb_kappa: float = 1.0,
-                 space_encoding: bool = True, predictor: str = "mlp", transform: str = "standard") -> None:
+                 random_candidates: int = 300, acquisition: str = "its", ucb_kappa: float = 1.0,
+                 space_encoding: bool = True, predictor: str = "gp", transform: str = "rank",
+                 climbs: int = 0) -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if acquisition not in ("its", "ucb", "ei", "ts"):
             raise ValueError(f"bananas: acquisition must be 'its' or 'ucb', not {acquisition!r}")
@@ -158,6 +159,7 @@ class Bananas(BaseStrategy):
         self.acquisition, self.ucb_kappa = acquisition, float(ucb_kappa)
         self.predictor = predictor
         self.transform = transform
+        self.climbs = int(climbs)
         self.encoder = TokenEncoder(space, use_space_encoding=space_encoding)
         self.fitted_on = 0  # results used by the current model (the first `fitted_on` told)
         self.model: Any = None
@@ -175,8 +177,7 @@ class Bananas(BaseStrategy):
 
     def _fit(self, count: int) -> None:
         archs, y = self._training_set(count)
-        self.encoder = TokenEncoder(self.space, use_space_encoding=self.encoder.use_space)
-        x = self.encoder.fit(archs)
+        x = self.encoder.fit(archs)  # columns in order of first appearance among results: reproducible
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
         if self.transform == "rank":
@@ -244,13 +245,30 @@ class Bananas(BaseStrategy):
             if not cands:
                 out.append(self._propose(self.fresh_sample(), role="random"))
                 continue
+            cache: dict[str, tuple[float, float]] = {}
+            value, mean = self._acquire(cands, cache)
+            local = self._n_local
+            if self.climbs:
+                cands, value, mean = self._climb(cands, value, mean, cache)
+            take = int(np.argmax(value))
+            out.append(self._propose(cands[take], role="model", local=bool(take < local),
+                                     predicted=float(mean[take] * self.y_std + self.y_mean)))
+        return out
+
+    def _acquire(self, cands: list[Architecture], cache: dict[str, tuple[float, float]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Acquisition value and predicted mean of each candidate (memoised per key within one pick)."""
+        keys = [self.space.key(a) for a in cands]
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        if todo:
+            x = self.encoder.encode([cands[i] for i in todo])
             if self.predictor == "gp":
-                mean, std = self.model.predict(self.encoder.encode(cands))
+                mean, std = self.model.predict(x)
             else:
-                preds = self.model.predict(self.encoder.encode(cands))
+                preds = self.model.predict(x)
                 mean, std = preds.mean(axis=0), preds.std(axis=0)
             if self.acquisition == "its":
-                value = mean + std * self.rng.standard_normal(len(cands))
+                value = mean + std * self.rng.standard_normal(len(todo))
             elif self.acquisition == "ei":
                 from scipy.stats import norm
 
@@ -259,10 +277,39 @@ class Bananas(BaseStrategy):
                 value = (mean - incumbent) * norm.cdf(z) + std * norm.pdf(z)
             else:
                 value = mean + self.ucb_kappa * std
-            take = int(np.argmax(value))
-            out.append(self._propose(cands[take], role="model", local=bool(take < self._n_local),
-                                     predicted=float(mean[take] * self.y_std + self.y_mean)))
-        return out
+            for j, i in enumerate(todo):
+                cache[keys[i]] = (float(value[j]), float(mean[j]))
+        got = [cache[k] for k in keys]
+        return np.array([g[0] for g in got]), np.array([g[1] for g in got])
+
+    def _climb(self, cands: list[Architecture], value: np.ndarray, mean: np.ndarray,
+               cache: dict[str, tuple[float, float]]) -> tuple[list[Architecture], np.ndarray, np.ndarray]:
+        """Hill-climb the acquisition from random starts (neighbour moves); add what the climbs meet."""
+        extra: list[Architecture] = []
+        for _ in range(self.climbs):
+            cur = self.space.sample(self.rng)
+            cur_v = self._acquire([cur], cache)[0][0]
+            for _ in range(20):
+                nbs = self.space.neighbours(cur)
+                if not nbs:
+                    break
+                v, _ = self._acquire(nbs, cache)
+                extra.extend(nbs)
+                j = int(np.argmax(v))
+                if v[j] <= cur_v:
+                    break
+                cur, cur_v = nbs[j], v[j]
+        seen = {self.space.key(a) for a in cands}
+        add = []
+        for a in extra:
+            k = self.space.key(a)
+            if k not in seen and k not in self.proposed:
+                seen.add(k)
+                add.append(a)
+        if not add:
+            return cands, value, mean
+        v2, m2 = self._acquire(add, cache)
+        return cands + add, np.concatenate([value, v2]), np.concatenate([mean, m2])
 
     def tell(self, proposal: Proposal, result: Result) -> None:
         self._record(proposal, result)

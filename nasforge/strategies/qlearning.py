@@ -31,7 +31,7 @@ class QLearning(BaseStrategy):
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, learning_rate: float = 0.01,
                  discount: float = 1.0, q_init: float = 0.5, replay: int = 100, explore_fraction: float = 0.25,
-                 horizon: int = 200) -> None:
+                 horizon: int = 200, reward: str = "rank") -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if not 0.0 < learning_rate <= 1.0 or not 0.0 <= discount <= 1.0 or replay < 0:
             raise ValueError("qlearning: need 0 < learning_rate <= 1, 0 <= discount <= 1, replay >= 0")
@@ -39,6 +39,7 @@ class QLearning(BaseStrategy):
             raise ValueError("qlearning: explore_fraction must be in [0, 1]")
         self.learning_rate, self.discount, self.q_init = float(learning_rate), float(discount), float(q_init)
         self.replay = int(replay)
+        self.reward = reward
         self.explore_fraction = float(explore_fraction)
         self.horizon = int(max_trials or horizon)
         self.q: dict[str, list[float]] = {}  # state (prefix) -> one Q value per choice of its decision
@@ -97,6 +98,9 @@ class QLearning(BaseStrategy):
         score = self.results.get(key)
         if score is None or not self._sorted:
             return 0.0
+        if self.reward == "minmax":
+            lo, hi = self._sorted[0], self._sorted[-1]
+            return 1.0 if hi <= lo else (score - lo) / (hi - lo)
         below = bisect.bisect_left(self._sorted, score)
         ties = bisect.bisect_right(self._sorted, score) - below
         return (below + 0.5 * ties) / len(self._sorted)

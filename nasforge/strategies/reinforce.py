@@ -48,6 +48,7 @@ class Controller:
     def __init__(self, seed: int, hidden: int, embed: int, init_range: float = 0.1) -> None:
         self.seed, self.hidden, self.embed, self.init_range = seed, hidden, embed, init_range
         self.params: dict[str, torch.Tensor] = {}
+        self._numpy: dict[str, np.ndarray] = {}
         self.names: dict[str, int] = {}  # decision name -> index in params' names
         self._add("lstm.w_ih", (4 * hidden, embed))
         self._add("lstm.w_hh", (4 * hidden, hidden))
@@ -72,54 +73,101 @@ class Controller:
             self._add(f"head.{idx}.b", (len(dec.choices),))
         return idx
 
-    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.params
-        gates = p["lstm.w_ih"] @ x + p["lstm.w_hh"] @ h + p["lstm.bias"]
-        i, f, g, o = gates.chunk(4)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+    def _np(self, name: str) -> np.ndarray:
+        arr = self._numpy.get(name)
+        if arr is None:
+            arr = self._numpy[name] = self.params[name].detach().numpy().astype(np.float64)
+        return arr
 
-    def run(self, space: Any, tokens: list[int] | None, rng: np.random.Generator | None
-            ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        """Sample (tokens None) or score (tokens given) one walk: the tokens, sum log-prob, sum entropy."""
-        p = self.params
-        h = torch.zeros(self.hidden)
-        c = torch.zeros(self.hidden)
-        x = p["start"]
-        anchors: dict[int, torch.Tensor] = {}  # layer -> hidden state at its anchor point
-        layer_state: dict[int, torch.Tensor] = {}  # layer -> last hidden state of its decisions
+    def changed(self) -> None:
+        """Parameters were updated: drop the NumPy copies used for sampling."""
+        self._numpy.clear()
+
+    def sample(self, space: Any, rng: np.random.Generator) -> list[int]:
+        """One walk drawn from the policy, computed in NumPy (no autograd: several times faster)."""
+        w_ih, w_hh, bias = self._np("lstm.w_ih"), self._np("lstm.w_hh"), self._np("lstm.bias")
+        n = self.hidden
+        h = np.zeros(n)
+        c = np.zeros(n)
+        x = self._np("start")
+        anchors: dict[int, np.ndarray] = {}
+        layer_state: dict[int, np.ndarray] = {}
         out: list[int] = []
-        logp = torch.zeros(())
-        entropy = torch.zeros(())
         while (dec := space.decision(out)) is not None:
             idx = self.ensure(dec)
-            h, c = self.step(x, h, c)
-            if dec.kind == "anchor" and dec.layer is not None and dec.source is not None and len(dec.choices) == 2:
-                h_i = anchors.setdefault(dec.layer, h)
-                h_j = anchors.get(dec.source, layer_state.get(dec.source, torch.zeros(self.hidden)))
-                score = p["anchor.v"] @ torch.tanh(p["anchor.w_prev"] @ h_j + p["anchor.w_curr"] @ h_i)
-                logits = torch.stack([torch.zeros(()), score])  # softmax of (0, s): P(yes) = sigmoid(s)
+            gates = w_ih @ x + w_hh @ h + bias
+            c = _sigmoid(gates[n:2 * n]) * c + _sigmoid(gates[:n]) * np.tanh(gates[2 * n:3 * n])
+            h = _sigmoid(gates[3 * n:]) * np.tanh(c)
+            if _is_anchor(dec):
+                h_i = anchors.setdefault(dec.layer, h)  # type: ignore[arg-type]
+                h_j = anchors.get(dec.source, layer_state.get(dec.source, np.zeros(n)))  # type: ignore[arg-type]
+                score = self._np("anchor.v") @ np.tanh(self._np("anchor.w_prev") @ h_j
+                                                       + self._np("anchor.w_curr") @ h_i)
+                logits = np.array([0.0, score])
             else:
-                logits = p[f"head.{idx}.w"] @ h + p[f"head.{idx}.b"]
+                logits = self._np(f"head.{idx}.w") @ h + self._np(f"head.{idx}.b")
+            if dec.allowed is not None:
+                masked = np.full(len(dec.choices), -np.inf)
+                masked[list(dec.allowed)] = logits[list(dec.allowed)]
+                logits = masked
+            probs = np.exp(logits - logits.max())
+            cdf = np.cumsum(probs)
+            token = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(probs) - 1)
+            while probs[token] == 0.0:  # never land on a masked option through rounding
+                token -= 1
+            out.append(token)
+            if dec.layer is not None:
+                layer_state[dec.layer] = h
+            x = self._np(f"embed.{idx}")[token]
+        return out
+
+    def score(self, decisions: list[Decision], batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability and entropy (per walk) of walks that share one decision sequence, batched."""
+        p = self.params
+        b, n = len(batch), self.hidden
+        tokens = torch.tensor(batch, dtype=torch.long)
+        h = torch.zeros(b, n)
+        c = torch.zeros(b, n)
+        x = p["start"].expand(b, -1)
+        anchors: dict[int, torch.Tensor] = {}
+        layer_state: dict[int, torch.Tensor] = {}
+        logp = torch.zeros(b)
+        entropy = torch.zeros(b)
+        for t, dec in enumerate(decisions):
+            idx = self.ensure(dec)
+            gates = x @ p["lstm.w_ih"].T + h @ p["lstm.w_hh"].T + p["lstm.bias"]
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            if _is_anchor(dec):
+                assert dec.layer is not None and dec.source is not None
+                h_i = anchors.setdefault(dec.layer, h)
+                h_j = anchors.get(dec.source, layer_state.get(dec.source, torch.zeros(b, n)))
+                att = torch.tanh(h_j @ p["anchor.w_prev"].T + h_i @ p["anchor.w_curr"].T) @ p["anchor.v"]
+                logits = torch.stack([torch.zeros(b), att], dim=1)  # softmax of (0, s): P(yes) = sigmoid(s)
+            else:
+                logits = h @ p[f"head.{idx}.w"].T + p[f"head.{idx}.b"]
             if dec.allowed is not None:
                 mask = torch.full((len(dec.choices),), -math.inf)
                 mask[list(dec.allowed)] = 0.0
                 logits = logits + mask
-            logprobs = torch.log_softmax(logits, dim=0)
-            if tokens is None:
-                assert rng is not None
-                probs = logprobs.detach().exp().double().numpy()
-                token = int(rng.choice(len(probs), p=probs / probs.sum()))
-            else:
-                token = int(tokens[len(out)])
-            probs_t = logprobs.exp()
-            entropy = entropy - (probs_t * torch.where(probs_t > 0, logprobs, torch.zeros(()))).sum()
-            logp = logp + logprobs[token]
-            out.append(token)
+            logprobs = torch.log_softmax(logits, dim=1)
+            probs = logprobs.exp()
+            entropy = entropy - (probs * torch.where(probs > 0, logprobs, torch.zeros(()))).sum(1)
+            logp = logp + logprobs.gather(1, tokens[:, t:t + 1]).squeeze(1)
             if dec.layer is not None:
                 layer_state[dec.layer] = h
-            x = p[f"embed.{idx}"][token]
-        return out, logp, entropy
+            x = p[f"embed.{idx}"][tokens[:, t]]
+        return logp, entropy
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _is_anchor(dec: Decision) -> bool:
+    """A yes/no skip decision that names both ends: scored by anchor attention, not a softmax head."""
+    return dec.kind == "anchor" and dec.layer is not None and dec.source is not None and len(dec.choices) == 2
 
 
 class Adam:
@@ -153,7 +201,7 @@ class Reinforce(BaseStrategy):
     when the controller samples an architecture it proposed before."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, hidden: int = 64,
-                 embed: int = 32, lr: float = 0.02, batch_size: int = 5, entropy_weight: float = 0.01,
+                 embed: int = 32, lr: float = 0.005, batch_size: int = 5, entropy_weight: float = 0.01,
                  baseline_decay: float = 0.9, init_range: float = 0.1, resample: int = 10) -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if hidden < 1 or embed < 1 or batch_size < 1 or lr <= 0 or not 0.0 <= baseline_decay < 1.0:
@@ -175,7 +223,7 @@ class Reinforce(BaseStrategy):
                 # A converged controller keeps drawing what it already has (answered for free, but
                 # no progress): redraw a few times for something new, as NAS does not re-train.
                 for _ in range(self.resample + 1):
-                    tokens, _, _ = self.controller.run(self.space, None, self.rng)
+                    tokens = self.controller.sample(self.space, self.rng)
                     arch = Architecture(self.space.name, tuple(tokens))
                     if self.space.key(arch) not in self.proposed:
                         break
@@ -205,15 +253,25 @@ class Reinforce(BaseStrategy):
         """One REINFORCE step: advantage against the moving-average baseline, plus entropy bonus."""
         if self.baseline is None:
             self.baseline = float(np.mean(rewards))
+        advantages = []
+        for reward in rewards:
+            advantages.append((reward - self.baseline) / scale)
+            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        # walks with the same decision sequence are scored together, as one batch
+        groups: dict[tuple[Any, ...], tuple[list[Decision], list[int]]] = {}
+        for k, tokens in enumerate(batch):
+            decisions = [dec for dec, _ in self.space.walk(tokens)]
+            sig = tuple((d.name, d.kind, d.layer, d.source, d.allowed, len(d.choices)) for d in decisions)
+            groups.setdefault(sig, (decisions, []))[1].append(k)
         with _one_thread():
             loss = torch.zeros(())
-            for tokens, reward in zip(batch, rewards):
-                _, logp, entropy = self.controller.run(self.space, tokens, None)
-                advantage = (reward - self.baseline) / scale
-                loss = loss - advantage * logp - self.entropy_weight * entropy
-                self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+            for decisions, members in groups.values():
+                logp, entropy = self.controller.score(decisions, [batch[k] for k in members])
+                adv = torch.tensor([advantages[k] for k in members], dtype=torch.float32)
+                loss = loss - (adv * logp).sum() - self.entropy_weight * entropy.sum()
             (loss / len(batch)).backward()
             self.optim.step(self.controller.params)
+        self.controller.changed()
 
     # ---- state -------------------------------------------------------------------------
     # The controller's weights (and Adam's moments) are a deterministic function of the seed and

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from nasforge.core.types import Result, TrialState
+from tests.strategies import checks
+
+NAME = "qlearning"
+
+
+def test_same_seed_same_proposals() -> None:
+    checks.check_determinism(NAME, replay=20)
+
+
+def test_resume_with_trials_in_flight() -> None:
+    checks.check_resume_with_pending(NAME, replay=20)
+
+
+def test_failures_and_strangers() -> None:
+    checks.check_failures(NAME, replay=20)
+    checks.check_ignores_strangers(NAME, replay=20)
+
+
+def test_epsilon_anneals_from_one_to_a_tenth_over_the_budget() -> None:
+    strategy = checks.make(NAME, max_trials=100, explore_fraction=0.1)
+    values = []
+    for k in range(0, 130, 5):
+        strategy.proposed = {f"k{i}" for i in range(k)}
+        values.append(strategy.epsilon())
+    assert values[0] == 1.0 and values[1] == 1.0
+    assert values == sorted(values, reverse=True)
+    assert values[-1] == pytest.approx(0.1)
+    assert {round(v, 1) for v in values} == {1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1}
+
+
+def test_greedy_policy_follows_the_best_remembered_architecture() -> None:
+    strategy = checks.make(NAME, learning_rate=0.5, replay=50)
+    proposals = strategy.ask(6)
+    for i, p in enumerate(proposals):
+        strategy.tell(p, Result(TrialState.COMPLETE, score=float(i)))
+    assert strategy._sample(0.0).tokens == proposals[-1].arch.tokens
+    assert strategy.q, "the Q table is filled by replay"
+
+
+def test_q_table_is_rebuilt_exactly_on_load() -> None:
+    import json
+
+    a = checks.make(NAME, seed=3)
+    checks.drive(a, 30)
+    b = checks.make(NAME, seed=3)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert b.q == a.q
+
+
+def test_beats_random_on_nas_bench_201(shared_data) -> None:
+    table = shared_data / checks.TABLE
+    if not table.is_file():
+        pytest.skip(f"{table} not found")
+    seeds = range(4)
+    ours = checks.mean_final_test(NAME, table, "cifar100", 150, seeds)
+    random = checks.mean_final_test("random", table, "cifar100", 150, seeds)
+    assert ours > random

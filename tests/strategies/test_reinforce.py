@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+import torch
+
+from nasforge.core.types import Decision, Result, TrialState
+from nasforge.spaces.base import TokenSpace
+from nasforge.strategies.reinforce import Reinforce
+from tests.strategies import checks
+
+NAME = "reinforce"
+
+
+class AnchorSpace(TokenSpace):
+    """NAS-RL's layout in miniature: per layer, yes/no anchors to every earlier layer, then an op.
+
+    Layer 0's op may not be "c" (a masked option), to check that masks are obeyed.
+    """
+
+    name = "anchors"
+
+    def __init__(self, layers: int = 4) -> None:
+        self.layout: list[Decision] = []
+        for i in range(layers):
+            self.layout += [Decision("anchor", (False, True), kind="anchor", layer=i, source=j) for j in range(i)]
+            self.layout.append(Decision("op", ("a", "b", "c"), allowed=(0, 1) if i == 0 else None, layer=i))
+
+    def decision(self, prefix: Sequence[int]) -> Decision | None:
+        return self.layout[len(prefix)] if len(prefix) < len(self.layout) else None
+
+
+def anchors_on(tokens: Sequence[int], space: AnchorSpace) -> int:
+    return sum(t for t, d in zip(tokens, space.layout) if d.kind == "anchor")
+
+
+def test_same_seed_same_proposals() -> None:
+    checks.check_determinism(NAME)
+
+
+def test_resume_with_trials_in_flight() -> None:
+    checks.check_resume_with_pending(NAME)
+
+
+def test_failures_and_strangers() -> None:
+    checks.check_failures(NAME)
+    checks.check_ignores_strangers(NAME)
+
+
+def test_masks_and_one_head_per_decision_name() -> None:
+    space = AnchorSpace()
+    strategy = Reinforce(space, seed=0, batch_size=4)
+    for p in strategy.ask(40):
+        space.assemble(p.arch.tokens)
+        assert p.arch.tokens[0] != 2, "masked option sampled"
+    assert sorted(strategy.controller.names) == ["anchor", "op"]
+    op = strategy.controller.names["op"]
+    assert strategy.controller.params[f"head.{op}.w"].shape == (3, strategy.hidden)
+
+
+def test_anchor_probability_is_the_attention_sigmoid() -> None:
+    """With v = 0 every skip is a coin flip, whatever the LSTM says: the anchor head is the attention."""
+    space = AnchorSpace(layers=6)
+    strategy = Reinforce(space, seed=1)
+    with torch.no_grad():
+        strategy.controller.params["anchor.v"].zero_()
+    strategy.controller.changed()
+    rng = np.random.default_rng(0)
+    total = sum(anchors_on(strategy.controller.sample(space, rng), space) for _ in range(400))
+    assert abs(total / (400 * 15) - 0.5) < 0.03
+    # the autograd path (used for updates) agrees: each anchor's log-probability is log(1/2)
+    tokens = strategy.controller.sample(space, rng)
+    with torch.no_grad():
+        decisions = [d for d, _ in space.walk(tokens)]
+        logp_all, _ = strategy.controller.score(decisions, [tokens])
+        strategy.controller.params["anchor.w_curr"].mul_(7.0)  # attention inputs do not matter now
+        logp_again, _ = strategy.controller.score(decisions, [tokens])
+    assert torch.allclose(logp_all, logp_again)
+
+
+def test_learns_to_add_skip_connections() -> None:
+    """Reward = number of anchors on: REINFORCE (through the attention weights) raises it."""
+    space = AnchorSpace(layers=5)
+    strategy = Reinforce(space, seed=2, batch_size=5, lr=0.01, resample=0)
+    before = strategy.controller.params["anchor.w_prev"].detach().clone()
+    counts = []
+    for _ in range(60):
+        batch = strategy.ask(5)
+        for p in batch:
+            counts.append(anchors_on(p.arch.tokens, space))
+            strategy.tell(p, Result(TrialState.COMPLETE, score=float(counts[-1])))
+    assert not torch.equal(before, strategy.controller.params["anchor.w_prev"])
+    assert np.mean(counts[-50:]) > np.mean(counts[:50]) + 2
+
+
+def test_beats_random_on_nas_bench_201(shared_data) -> None:
+    table = shared_data / checks.TABLE
+    if not table.is_file():
+        pytest.skip(f"{table} not found")
+    seeds = range(4)
+    ours = checks.mean_final_test(NAME, table, "cifar100", 150, seeds)
+    random = checks.mean_final_test("random", table, "cifar100", 150, seeds)
+    assert ours > random
