@@ -142,17 +142,35 @@ class TokenSpace:
     def size(self, limit: int = 10**7) -> int | None:
         """Number of token sequences when small enough to count by walking, else None."""
         count = 0
+        for _ in self._sequences():
+            count += 1
+            if count > limit:
+                return None
+        return count
+
+    def enumerate(self, limit: int) -> list[Architecture] | None:
+        """Every architecture, one per canonical key, when the space has at most `limit` token sequences."""
+        if self.size(limit) is None:
+            return None
+        seen: set[str] = set()
+        out = []
+        for tokens in self._sequences():
+            arch = Architecture(self.name, tokens)
+            key = self.key(arch)
+            if key not in seen:
+                seen.add(key)
+                out.append(arch)
+        return out
+
+    def _sequences(self) -> Iterator[tuple[int, ...]]:
         stack: list[tuple[int, ...]] = [()]
         while stack:
             prefix = stack.pop()
             dec = self.decision(prefix)
             if dec is None:
-                count += 1
-                if count > limit:
-                    return None
+                yield prefix
                 continue
-            stack.extend((*prefix, o) for o in dec.options)
-        return count
+            stack.extend((*prefix, o) for o in reversed(dec.options))
 
 
 def _jsonable(value: Any) -> Any:

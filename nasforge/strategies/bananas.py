@@ -103,19 +103,21 @@ class GaussianProcess:
                  linear: tuple[float, ...] = (0.0, 0.3, 1.0)) -> None:
         self.lengthscales, self.noises, self.linear = lengthscales, noises, linear
 
-    def _kernel(self, a: np.ndarray, b: np.ndarray, ls: float, lin: float) -> np.ndarray:
-        dot = a @ b.T
-        d2 = np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * dot, 0.0)
-        return (1.0 - lin) * np.exp(-d2 / (2 * ls * ls)) + lin * dot / max(a.shape[1], 1) * self.scale
+    def _kernel_from(self, dot: np.ndarray, sq_a: np.ndarray, sq_b: np.ndarray, d: int, ls: float,
+                     lin: float) -> np.ndarray:
+        """The kernel given inner products and squared norms (so callers can reuse them)."""
+        d2 = np.maximum(sq_a[:, None] + sq_b[None, :] - 2 * dot, 0.0)
+        return (1.0 - lin) * np.exp(-d2 / (2 * ls * ls)) + lin * dot / max(d, 1) * self.scale
 
     def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> GaussianProcess:
         self.x = x
         n = len(y)
         self.scale = 1.0 / max(float(np.mean((x * x).sum(1))) / max(x.shape[1], 1), 1e-12)
         best = None
+        dot, sq = x @ x.T, (x * x).sum(1)
         for ls in self.lengthscales:
             for lin in self.linear:
-                k = self._kernel(x, x, ls, lin)
+                k = self._kernel_from(dot, sq, sq, x.shape[1], ls, lin)
                 for noise in self.noises:
                     chol = np.linalg.cholesky(k + noise * np.eye(n))
                     alpha = solve_triangular(chol.T, solve_triangular(chol, y, lower=True), lower=False)
@@ -126,11 +128,14 @@ class GaussianProcess:
         _, self.ls, self.lin, self.chol, self.alpha = best
         return self
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ks = self._kernel(x, self.x, self.ls, self.lin)
+    def predict(self, x: np.ndarray, dot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation at `x`; `dot`, when given, is `x @ self.x.T` computed already."""
+        sq = (x * x).sum(1)
+        ks = self._kernel_from(x @ self.x.T if dot is None else dot, sq, (self.x * self.x).sum(1), x.shape[1],
+                               self.ls, self.lin)
         mean = ks @ self.alpha
         v = solve_triangular(self.chol, ks.T, lower=True)
-        prior = (1.0 - self.lin) + self.lin * (x * x).sum(1) / max(x.shape[1], 1) * self.scale
+        prior = (1.0 - self.lin) + self.lin * sq / max(x.shape[1], 1) * self.scale
         var = np.maximum(prior - (v * v).sum(0), 1e-12)
         return mean, np.sqrt(var)
 
@@ -146,7 +151,7 @@ class Bananas(BaseStrategy):
                  retrain_every: int = 1, parents: int = 10, mutations: int = 10,
                  random_candidates: int = 300, acquisition: str = "its", ucb_kappa: float = 1.0,
                  space_encoding: bool = True, predictor: str = "gp", transform: str = "rank",
-                 climbs: int = 0) -> None:
+                 climbs: int = 0, exhaustive: int = 20_000) -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if acquisition not in ("its", "ucb", "ei", "ts"):
             raise ValueError(f"bananas: acquisition must be 'its' or 'ucb', not {acquisition!r}")
@@ -160,6 +165,12 @@ class Bananas(BaseStrategy):
         self.predictor = predictor
         self.transform = transform
         self.climbs = int(climbs)
+        self.exhaustive = int(exhaustive)
+        self._pool: list[Architecture] | None = None  # every architecture, when the space is small enough
+        self._pool_keys: list[str] = []
+        self._pool_x: np.ndarray | None = None  # the pool's encodings, for the encoder's current columns
+        self._pool_width = -1
+        self._pool_dot = np.zeros((0, 0))  # pool encodings . training encodings, one column per result
         self.encoder = TokenEncoder(space, use_space_encoding=space_encoding)
         self.fitted_on = 0  # results used by the current model (the first `fitted_on` told)
         self.model: Any = None
@@ -206,6 +217,38 @@ class Bananas(BaseStrategy):
             self._fit(n)
 
     # ---- candidates ----------------------------------------------------------------------
+    def _use_pool(self) -> bool:
+        """Whether every architecture of the space is scored (small spaces, `exhaustive` > 0)."""
+        if self.exhaustive and self._pool is None:
+            self._pool = self.space.enumerate(self.exhaustive) or []
+            self._pool_keys = [self.space.key(a) for a in self._pool]
+        return bool(self._pool)
+
+    def _pick_from_pool(self) -> Proposal | None:
+        """The best unevaluated architecture of the whole space by the acquisition function."""
+        assert self._pool is not None
+        todo = np.flatnonzero([k not in self.proposed for k in self._pool_keys])
+        if not len(todo):
+            return None
+        if self._pool_x is None or self._pool_width != len(self.encoder.index):
+            self._pool_x = self.encoder.encode(self._pool)
+            self._pool_width = len(self.encoder.index)
+            self._pool_dot = np.zeros((len(self._pool), 0))
+        if self.predictor != "gp":
+            value, mean = self._value(self._pool_x[todo])
+        else:
+            # the training rows only ever grow at the end (results in order), so only new columns are computed
+            train = self.model.x
+            have = self._pool_dot.shape[1]
+            if have > len(train):
+                self._pool_dot, have = self._pool_dot[:, :0], 0
+            if have < len(train):
+                self._pool_dot = np.hstack([self._pool_dot, self._pool_x @ train[have:].T])
+            value, mean = self._value(self._pool_x[todo], self._pool_dot[todo])
+        take = int(np.argmax(value))
+        return self._propose(self._pool[int(todo[take])], role="model", local=False,
+                             predicted=float(mean[take] * self.y_std + self.y_mean))
+
     def _candidates(self) -> list[Architecture]:
         seen: set[str] = set()
         out: list[Architecture] = []
@@ -241,6 +284,10 @@ class Bananas(BaseStrategy):
                 continue
             self._ensure_model()
             assert self.model is not None
+            if self._use_pool():
+                picked = self._pick_from_pool()
+                out.append(picked if picked is not None else self._propose(self.fresh_sample(), role="random"))
+                continue
             cands = self._candidates()
             if not cands:
                 out.append(self._propose(self.fresh_sample(), role="random"))
@@ -261,26 +308,27 @@ class Bananas(BaseStrategy):
         keys = [self.space.key(a) for a in cands]
         todo = [i for i, k in enumerate(keys) if k not in cache]
         if todo:
-            x = self.encoder.encode([cands[i] for i in todo])
-            if self.predictor == "gp":
-                mean, std = self.model.predict(x)
-            else:
-                preds = self.model.predict(x)
-                mean, std = preds.mean(axis=0), preds.std(axis=0)
-            if self.acquisition == "its":
-                value = mean + std * self.rng.standard_normal(len(todo))
-            elif self.acquisition == "ei":
-                from scipy.stats import norm
-
-                incumbent = self._best_transformed
-                z = (mean - incumbent) / std
-                value = (mean - incumbent) * norm.cdf(z) + std * norm.pdf(z)
-            else:
-                value = mean + self.ucb_kappa * std
+            value, mean = self._value(self.encoder.encode([cands[i] for i in todo]))
             for j, i in enumerate(todo):
                 cache[keys[i]] = (float(value[j]), float(mean[j]))
         got = [cache[k] for k in keys]
         return np.array([g[0] for g in got]), np.array([g[1] for g in got])
+
+    def _value(self, x: np.ndarray, dot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Acquisition value and predicted (standardised) mean of each encoded candidate."""
+        if self.predictor == "gp":
+            mean, std = self.model.predict(x, dot)
+        else:
+            preds = self.model.predict(x)
+            mean, std = preds.mean(axis=0), preds.std(axis=0)
+        if self.acquisition == "its":
+            return mean + std * self.rng.standard_normal(len(x)), mean
+        if self.acquisition == "ei":
+            from scipy.stats import norm
+
+            z = (mean - self._best_transformed) / std
+            return (mean - self._best_transformed) * norm.cdf(z) + std * norm.pdf(z), mean
+        return mean + self.ucb_kappa * std, mean
 
     def _climb(self, cands: list[Architecture], value: np.ndarray, mean: np.ndarray,
                cache: dict[str, tuple[float, float]]) -> tuple[list[Architecture], np.ndarray, np.ndarray]:

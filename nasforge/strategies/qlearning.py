@@ -30,7 +30,7 @@ class QLearning(BaseStrategy):
     0.9 ... 0.1), `horizon` (budget when `max_trials` is not given, 200)."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, learning_rate: float = 0.01,
-                 discount: float = 1.0, q_init: float = 0.5, replay: int = 100, explore_fraction: float = 0.25,
+                 discount: float = 1.0, q_init: float = 0.5, replay: int = 300, explore_fraction: float = 0.25,
                  horizon: int = 200, reward: str = "rank") -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if not 0.0 < learning_rate <= 1.0 or not 0.0 <= discount <= 1.0 or replay < 0:
@@ -43,11 +43,14 @@ class QLearning(BaseStrategy):
         self.explore_fraction = float(explore_fraction)
         self.horizon = int(max_trials or horizon)
         self.q: dict[str, list[float]] = {}  # state (prefix) -> one Q value per choice of its decision
-        # replay memory: (tokens, number of results known when it was told); with the results'
-        # order this rebuilds the Q table on load, so the table itself is never stored
-        self.memory: list[tuple[list[int], int]] = []
+        # one entry per episode; with the results' order this rebuilds the Q table on load, so the
+        # table itself is never stored
+        self.memory: list[tuple[list[int], int, bool]] = []  # (tokens, results known, new network?)
+        self._replayable: list[int] = []  # indices of memory entries that were new networks
         self._sorted: list[float] = []  # scores so far, for percentile rewards
         self._decisions: dict[str, Decision | None] = {}
+        # remembered walks resolved to their Q-value lists (the lists live in self.q)
+        self._paths: dict[tuple[int, ...], tuple[str, list[tuple[list[float], int, tuple[int, ...] | None]]]] = {}
 
     # ---- schedule ----------------------------------------------------------------------
     def epsilon(self) -> float:
@@ -105,23 +108,35 @@ class QLearning(BaseStrategy):
         ties = bisect.bisect_right(self._sorted, score) - below
         return (below + 0.5 * ties) / len(self._sorted)
 
+    def _path(self, tokens: list[int]) -> tuple[str, list[tuple[list[float], int, tuple[int, ...] | None]]]:
+        """A remembered walk, resolved once: its key, and per step (Q values, action, next options)."""
+        sig = tuple(tokens)
+        path = self._paths.get(sig)
+        if path is None:
+            steps = []
+            for i in range(len(tokens)):
+                dec = self._decision(tokens[:i])
+                assert dec is not None
+                nxt = self._decision(tokens[: i + 1])
+                options: tuple[int, ...] | None = None  # None: every choice allowed
+                if nxt is not None and len(nxt.options) < len(nxt.choices):
+                    options = tuple(nxt.options)
+                steps.append((self._values(self._state(tokens[:i]), dec), int(tokens[i]), options))
+            path = self._paths[sig] = (self.space.key(Architecture(self.space.name, sig)), steps)
+        return path
+
     def _update(self, tokens: list[int]) -> None:
         """One Q-learning pass over a remembered trajectory, from the last decision back."""
-        reward = self._reward(self.space.key(Architecture(self.space.name, tuple(tokens))))
+        key, steps = self._path(tokens)
         alpha, gamma = self.learning_rate, self.discount
-        for i in reversed(range(len(tokens))):
-            prefix = tokens[:i]
-            dec = self._decision(prefix)
-            assert dec is not None
-            values = self._values(self._state(prefix), dec)
-            if i == len(tokens) - 1:
-                target = reward
-            else:
-                nxt = self._decision(tokens[: i + 1])
-                assert nxt is not None
-                nv = self.q.get(self._state(tokens[: i + 1]))
-                target = gamma * (max(nv[o] for o in nxt.options) if nv is not None else self.q_init)
-            values[tokens[i]] = (1 - alpha) * values[tokens[i]] + alpha * target
+        target = self._reward(key)
+        for i in reversed(range(len(steps))):
+            values, action, next_options = steps[i]
+            if i < len(steps) - 1:  # bootstrap from the next state's best allowed action
+                next_values = steps[i + 1][0]
+                target = gamma * (max(next_values) if next_options is None
+                                  else max(next_values[o] for o in next_options))
+            values[action] = (1 - alpha) * values[action] + alpha * target
 
     # ---- ask/tell ----------------------------------------------------------------------
     def ask(self, n: int) -> list[Proposal]:
@@ -138,26 +153,35 @@ class QLearning(BaseStrategy):
             bisect.insort(self._sorted, float(self.results[proposal.key]))  # type: ignore[arg-type]
         if pid is None:
             return
-        self.memory.append((list(proposal.arch.tokens), len(self.results)))
+        # an episode: only a newly trained network joins the replay memory (the paper looks a
+        # repeated one up instead of training it), but every episode replays
+        self.memory.append((list(proposal.arch.tokens), len(self.results), not known))
         self._replay(len(self.memory) - 1)
 
     def _replay(self, i: int) -> None:
-        """After the i-th remembered result: Q-updates on `replay` samples of memory[: i + 1]."""
+        """After the i-th episode: Q-updates on `replay` samples of the memory of new networks so far."""
+        if self.memory[i][2]:
+            self._replayable.append(i)
+        if not self._replayable:
+            return
         rng = np.random.default_rng(derive_seed(self.seed, i, 31))
-        for j in rng.integers(i + 1, size=self.replay):
-            self._update(self.memory[int(j)][0])
+        for j in rng.integers(len(self._replayable), size=self.replay):
+            self._update(self.memory[self._replayable[int(j)]][0])
 
     def state_dict(self) -> JSONDict:
-        return {**self.base_state(), "memory": [[t, k] for t, k in self.memory]}
+        return {**self.base_state(), "memory": [[t, k, new] for t, k, new in self.memory]}
 
     def load_state_dict(self, state: JSONDict) -> None:
         self.load_base_state(state)
-        self.memory = [([int(x) for x in t], int(k)) for t, k in state["memory"]]
+        self.memory = [([int(x) for x in m[0]], int(m[1]), bool(m[2]) if len(m) > 2 else True)
+                       for m in state["memory"]]
         self.q = {}
+        self._paths = {}
+        self._replayable = []
         scores = list(self.results.values())
         self._sorted = []
         known = 0
-        for i, (_, k) in enumerate(self.memory):
+        for i, (_, k, _) in enumerate(self.memory):
             while known < k:  # percentile rewards against the results known back then
                 if scores[known] is not None:
                     bisect.insort(self._sorted, float(scores[known]))  # type: ignore[arg-type]

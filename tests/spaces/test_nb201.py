@@ -196,3 +196,12 @@ def test_builder_on_a_32px_batch_and_cell_count() -> None:
     bigger = NB201Space(cells_per_stage=2, channels=8).build(arch, spec32)
     assert sum(p.numel() for p in bigger.parameters()) > sum(p.numel() for p in SPACE.build(arch, spec32).parameters())
     assert NB201Space(**SPACE.config()).config() == {"cells_per_stage": 1, "channels": 8}
+
+
+def test_enumerate_lists_one_architecture_per_distinct_cell() -> None:
+    space = NB201Space()
+    assert space.size() == 5**6
+    every = space.enumerate(limit=5**6)
+    assert every is not None and len(every) == 5425
+    assert len({space.key(a) for a in every}) == 5425
+    assert space.enumerate(limit=5**6 - 1) is None  # too many sequences: not enumerated
