@@ -66,8 +66,9 @@ class Study:
         for t in self.trials:
             try:
                 summary = space.summary(space.from_json(t.arch))
-            except Exception:
-                summary = ""
+            except Exception:  # an ensemble trial: its description
+                described = t.arch.get("description", "")
+                summary = described if isinstance(described, str) else ""
             rec: dict[str, Any] = {"number": t.number, "state": t.state.value, "key": t.key,
                                    self.info.objective: t.metrics.get(self.info.objective),
                                    "params": t.params, "duration": t.duration, "seed": t.seed,
@@ -106,6 +107,40 @@ class Study:
         """
         return self.predictor(trial).predict(data)
 
+    def export(self, out: str | Path, format: str | None = None, trial: int | None = None,
+               ensemble: int | None = None) -> Any:
+        """Write a trial (default: the best) as one TorchScript or ONNX file taking raw inputs (docs/shipping.md)."""
+        from nasforge.export.exporter import export
+
+        return export(self, out=out, format=format, trial=trial, ensemble=ensemble)
+
+
+    # ---- ensembles and distillation (nasforge.ensemble) ------------------------------------------
+    def ensemble(self, method: str = "greedy", size: int = 5, pool: int = 10, combine: str = "probabilities",
+                 trials: list[int] | None = None) -> TrialRecord:
+        """Store an ensemble of the best searched trials as a trial and return it (an identical one is reused).
+
+        `method`: average (best `size`), weighted (fitted weights over the best `size`) or greedy (Caruana's
+        selection with replacement, `size` steps over the best `pool`); `combine`: probabilities or logits.
+        """
+        from nasforge.ensemble.build import make_ensemble
+        from nasforge.ensemble.members import StudyMembers
+
+        row, _ = make_ensemble(StudyMembers(self.store, self.info), method, size, pool, combine, trials)
+        return row
+
+    def distill(self, teacher: int | None = None, loss: str = "cross_entropy", max_params: int | None = None,
+                trials: int = 1, temperature: float = 2.0, lambda_min: float = 0.25, lambda_max: float = 1.0,
+                students: list[int] | None = None, epochs: int | None = None) -> list[TrialRecord]:
+        """Distill the teacher (default: the best trial, ensembles included) into the best searched
+        architectures with at most `max_params` parameters; returns the new distillation trials."""
+        from nasforge.ensemble.distill import distill
+        from nasforge.ensemble.members import StudyMembers
+
+        return distill(StudyMembers(self.store, self.info), teacher=teacher, loss=loss, temperature=temperature,
+                       lambda_min=lambda_min, lambda_max=lambda_max, max_params=max_params, trials=trials,
+                       students=students, epochs=epochs)
+
 
 def load_study(name: str, storage: str | None = None) -> Study:
     return Study(name, storage)
@@ -115,13 +150,24 @@ def search(data: str | None = None, label: str | int | None = None, **options: A
     """Run (or resume) a search and return its Study. Options are the CLI's, in snake_case.
 
     Example: ``nasforge.search("train.csv", label="target", trials=20, test_fraction=0.2)``.
+    ``ensemble_schedule="nonadaptive"|"adaptive"|"intermixed"`` with ``ensemble_options={...}`` adds
+    Model Search's ensemble trials during the search (docs/ensembles.md).
     """
     from nasforge.launch import build_config, run
 
     options.setdefault("progress", False)
+    schedule_name = options.pop("ensemble_schedule", None)
+    schedule_options = options.pop("ensemble_options", None)
     config = build_config(data=data, label=label, **options)
+    schedule = None
+    if schedule_name is not None:
+        from nasforge.ensemble.schedule import make_schedule
+
+        schedule = make_schedule(schedule_name, schedule_options, seed=config.seed)
+    elif schedule_options:
+        raise UserError("ensemble_options needs ensemble_schedule (nonadaptive, adaptive or intermixed)")
     store = Store(config.storage)
-    summary = run(config, store)
+    summary = run(config, store, ensemble=schedule)
     if summary.stopped_reason and not summary.finished:
         raise StorageError(summary.stopped_reason)
     return Study(config.study, store=store)

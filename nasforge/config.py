@@ -30,12 +30,29 @@ class SearchConfig:
     workers: int | None = None
     seed: int = 0
     progress: bool = True
+    retries: int = 1  # a failed trial is run again this many times (new number and seed) before it counts
+    trial_timeout: float | None = None  # seconds; a trial still running then has its worker process killed
+    backend: str = "local"  # local (in-process or process pool) or ray
+    address: str | None = None  # Ray cluster address (auto, HOST:PORT); none: a local Ray instance
+    trial_cpus: float = 1.0  # CPUs (Ray resources) each trial requests
+    trial_gpus: float = 0.0  # GPUs each trial requests (Ray)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ConfigError(f"--trials must be a positive number (got {self.trials})")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be a positive number (got {self.workers})")
+        if self.retries < 0:
+            raise ConfigError(f"--retries must be 0 or more (got {self.retries})")
+        if self.trial_timeout is not None and not self.trial_timeout > 0:
+            raise ConfigError(f"--trial-timeout must be a positive number of seconds (got {self.trial_timeout})")
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(f"unknown --backend {self.backend!r}; choose local or ray")
+        if self.address and self.backend != "ray":
+            raise ConfigError("--address needs --backend ray")
+        if not self.trial_cpus > 0 or self.trial_gpus < 0:
+            raise ConfigError(f"--trial-cpus must be positive and --trial-gpus 0 or more "
+                              f"(got {self.trial_cpus}, {self.trial_gpus})")
         if self.direction not in ("maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize' (got {self.direction!r})")
         if not self.study or "/" in self.study or self.study.strip() != self.study:

@@ -71,12 +71,22 @@ def build_config(
     strategy_options: dict[str, Any] | None = None,
     evaluator_options: dict[str, Any] | None = None,
     progress: bool = True,
+    retries: int = 1,
+    trial_timeout: float | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    trial_cpus: float = 1.0,
+    trial_gpus: float = 0.0,
 ) -> SearchConfig:
     """Validate everything a user gave (names, numbers, the data itself) before any study is touched."""
     if trials is None or int(trials) < 1:
         raise ConfigError(f"--trials must be a positive number (got {trials})")
     if workers is not None and int(workers) < 1:
         raise ConfigError(f"--workers must be a positive number (got {workers})")
+    if retries is None or int(retries) < 0:
+        raise ConfigError(f"--retries must be 0 or more (got {retries})")
+    if trial_timeout is not None and not float(trial_timeout) > 0:
+        raise ConfigError(f"--trial-timeout must be a positive number of seconds (got {trial_timeout})")
     for kind, name in (("space", space), ("strategy", strategy), ("evaluator", evaluator)):
         registry.resolve(kind, name)
     space_config = dict(space_options or {})
@@ -127,7 +137,10 @@ def build_config(
                           trials=int(trials), space_config=space_config,
                           strategy_config=dict(strategy_options or {}), owner=owner, storage=storage,
                           root=root, workers=None if workers is None else int(workers), seed=int(seed),
-                          progress=progress)
+                          progress=progress, retries=int(retries),
+                          trial_timeout=None if trial_timeout is None else float(trial_timeout),
+                          backend=str(backend), address=address, trial_cpus=float(trial_cpus),
+                          trial_gpus=float(trial_gpus))
     validate_names(config)
     return config
 
@@ -155,8 +168,11 @@ def _write_held_out(config: SearchConfig, folder: Path) -> None:
         rows.to_csv(target, index=False)
 
 
-def run(config: SearchConfig, store: Store | None = None) -> RunSummary:
-    """Open (or resume) the study and drive it to `config.trials` finished trials."""
+def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) -> RunSummary:
+    """Open (or resume) the study and drive it to `config.trials` finished trials.
+
+    `ensemble`: a nasforge.ensemble.schedule.Schedule, to add ensemble trials between search phases.
+    """
     from nasforge.execution.local import make_backend
     from nasforge.report.progress import ProgressBar
 
@@ -166,13 +182,16 @@ def run(config: SearchConfig, store: Store | None = None) -> RunSummary:
     handler = _attach_log(folder)
     _write_held_out(config, folder)
     try:
-        from nasforge.core.types import TrialState
-
-        already = store.count(study.id, [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED])
-        backend = make_backend(config.workers)
+        already = store.counts(study.id).finished  # a failure that was retried counts once
+        backend = make_backend(config.workers, config.trial_timeout, backend=config.backend,
+                               address=config.address, trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus)
         progress = ProgressBar(total=config.trials, initial=min(already, config.trials),
                                objective=config.objective, enabled=config.progress)
         try:
+            if ensemble is not None:
+                from nasforge.ensemble.schedule import run_scheduled
+
+                return run_scheduled(config, store, backend, progress, ensemble)  # type: ignore[no-any-return]
             return Runner(config, store, backend, progress).run()
         finally:
             backend.shutdown()

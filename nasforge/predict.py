@@ -95,7 +95,13 @@ class Predictor:
 
 
 def load_predictor(checkpoint: str | Path) -> Predictor:
+    """A model checkpoint, or an ensemble trial's manifest (its members combined, as one model)."""
     from nasforge.evaluators.train import load_checkpoint
 
+    if str(checkpoint).endswith(".json"):
+        from nasforge.ensemble.members import load_ensemble
+
+        model, payload = load_ensemble(checkpoint)
+        return Predictor(model, payload)
     model, payload = load_checkpoint(checkpoint)
     return Predictor(model, payload)

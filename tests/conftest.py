@@ -1,10 +1,33 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def postgres_url_or_skip() -> str:
+    """The test PostgreSQL server CI starts (.ci/run exports NASFORGE_TEST_POSTGRES_URL). Outside CI without
+    one, PostgreSQL tests skip with this reason; in CI (NASFORGE_CI=1) a missing server is a failure."""
+    url = os.environ.get("NASFORGE_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("NASFORGE_CI"):
+        pytest.fail("NASFORGE_CI is set but NASFORGE_TEST_POSTGRES_URL is not: CI must start PostgreSQL")
+    pytest.skip("NASFORGE_TEST_POSTGRES_URL is not set (no PostgreSQL server for this run; .ci/run starts one)")
+
+
+def ray_address_or_skip() -> str:
+    """The two-node Ray cluster CI starts (.ci/run exports NASFORGE_TEST_RAY_ADDRESS); skipped outside CI
+    without one, a failure in CI (NASFORGE_CI=1)."""
+    address = os.environ.get("NASFORGE_TEST_RAY_ADDRESS")
+    if address:
+        return address
+    if os.environ.get("NASFORGE_CI"):
+        pytest.fail("NASFORGE_CI is set but NASFORGE_TEST_RAY_ADDRESS is not: CI must start a Ray cluster")
+    pytest.skip("NASFORGE_TEST_RAY_ADDRESS is not set (no Ray cluster for this run; .ci/run starts one)")
 
 
 @pytest.fixture(scope="session")

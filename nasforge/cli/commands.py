@@ -13,7 +13,7 @@ from nasforge.core.errors import ConfigError, UserError
 SEARCH_KEYS = ("data", "label", "task", "header", "sep", "valid_file", "valid_fraction", "test_file",
                "test_fraction", "space", "strategy", "evaluator", "table", "dataset", "trials", "workers",
                "study", "owner", "storage", "root", "seed", "epochs", "steps", "batch_size", "patience",
-               "device")
+               "device", "retries", "trial_timeout", "backend", "address", "trial_cpus", "trial_gpus")
 SEARCH_DEFAULTS: dict[str, Any] = {"space": "dnn", "strategy": "model_search", "evaluator": "train",
                                    "trials": 20, "seed": 0, "header": "auto", "valid_fraction": 0.2,
                                    "test_fraction": 0.0, "owner": ""}
@@ -80,10 +80,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     options = search_options(args)
     config = build_config(progress=not args.no_progress and sys.stderr.isatty(), **options)
+    schedule = _ensemble_schedule(args, config.seed)
     store = Store(config.storage)
     print(f"study {config.study!r}: {config.space} space, {config.strategy} strategy, "
           f"{config.trials} trials, objective {config.objective} ({config.direction})", file=sys.stderr)
-    summary = run(config, store)
+    summary = run(config, store, ensemble=schedule)
     study = store.require_study(config.study)
     space = _space(study.config)
     rows = rows_for(study, store.trials(study.id), space, include_all=False)
@@ -170,10 +171,19 @@ def _curve(points: list[tuple[int, str, float]]) -> list[dict[str, float]]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from nasforge.api import Study
+    predictor: Any
+    if args.model is not None:
+        if args.study is not None or args.trial is not None or args.storage is not None:
+            raise ConfigError("--model predicts with an exported file: drop --study, --trial and --storage")
+        from nasforge.export.runtime import load_exported  # no torch for ONNX files
 
-    study = Study(args.study, args.storage)
-    predictor = study.predictor(args.trial)
+        predictor = load_exported(args.model)
+    else:
+        if args.study is None:
+            raise ConfigError("give --study NAME (a stored study) or --model FILE (an exported model)")
+        from nasforge.api import Study
+
+        predictor = Study(args.study, args.storage).predictor(args.trial)
     frame = predictor.read(args.data)
     out = predictor.prediction_frame(frame, proba=args.proba)
     if args.out:
@@ -190,6 +200,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasforge.export.exporter import export
+
+    report = export(args.study, out=args.out, format=args.format, trial=args.trial, ensemble=args.ensemble,
+                    storage=args.storage, check=not args.no_check)
+    what = (f"trial {report.trial}" if report.members == [report.trial]
+            else f"ensemble trial {report.trial} (members {report.members})")
+    print(f"wrote {report.path}: {report.format}, {what} of study {report.study!r}")
+    if args.no_check:
+        print("not checked (--no-check)")
+    else:
+        print(f"max abs diff vs the study's model on {report.sample_size} check inputs: "
+              f"{report.max_abs_diff:.3g} (allowed {report.tolerance:g})")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from nasforge.bench.compare import format_summary, run_bench
 
@@ -202,3 +228,65 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"\nwrote {args.out}/summary.csv, curves.csv, curves.png (trials in {args.out}/bench.db)")
     return 0
+
+
+def _ensemble_schedule(args: argparse.Namespace, seed: int) -> Any:
+    options = dict(getattr(args, "ensemble_option", None) or [])
+    name = getattr(args, "ensemble_schedule", None)
+    if name is None:
+        if options:
+            raise ConfigError("--ensemble-option needs --ensemble-schedule (nonadaptive, adaptive or intermixed)")
+        return None
+    from nasforge.ensemble.schedule import make_schedule
+
+    return make_schedule(name, options, seed=seed)
+
+
+def _numbers(text: str | None, flag: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated trial numbers, got {text!r}") from None
+
+
+def _print_rows(study: Any, numbers: list[int], top: int | None) -> None:
+    from nasforge.report.leaderboard import format_table
+
+    rows = study.leaderboard()
+    print(format_table([r for r in rows if r["trial"] in numbers] or rows, limit=top))
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
+    from nasforge.ensemble.build import make_ensemble
+    from nasforge.ensemble.members import StudyMembers
+
+    study = Study(args.study, args.storage)
+    row, created = make_ensemble(StudyMembers(study.store, study.info), args.method, args.size, args.pool,
+                                 args.combine, _numbers(args.trials, "--trials"))
+    _print_rows(study, [row.number], None)
+    metric = study.info.objective
+    print(f"{'stored' if created else 'already stored as'} trial {row.number}: members {row.info['members']}, "
+          f"weights {row.info['weights']}, {metric}={row.metrics.get(metric)}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
+    from nasforge.ensemble.distill import distill
+    from nasforge.ensemble.members import StudyMembers
+
+    study = Study(args.study, args.storage)
+    teacher = args.ensemble if args.ensemble is not None else args.teacher
+    rows = distill(StudyMembers(study.store, study.info), teacher=teacher, loss=args.loss,
+                   temperature=args.temperature, lambda_min=args.lambda_min, lambda_max=args.lambda_max,
+                   max_params=args.max_params, trials=args.trials, students=_numbers(args.students, "--students"),
+                   epochs=args.epochs, require_ensemble=args.ensemble is not None)
+    if not rows:
+        print("nothing new to train: these distillation trials are stored already", file=sys.stderr)
+        return 0
+    _print_rows(study, [r.number for r in rows], args.top)
+    failed = [r for r in rows if r.state.value != "complete"]
+    return 1 if len(failed) == len(rows) else 0

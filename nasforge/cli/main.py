@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
     s.add_argument("--trials", type=int, help="total number of trials wanted (default 20)")
     s.add_argument("--workers", type=int, help="parallel trials (default: number of cores)")
+    s.add_argument("--retries", type=int, help="run a failed trial again up to N times (default 1)")
+    s.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                   help="fail (and kill) a trial still running after this long; trials then run in worker processes")
+    s.add_argument("--backend", choices=["local", "ray"], help="where trials run (default local: this machine)")
+    s.add_argument("--address", help="Ray cluster to use with --backend ray: auto or HOST:PORT "
+                                     "(default: start a local Ray instance)")
+    s.add_argument("--trial-cpus", type=float, help="CPUs each trial requests from Ray (default 1)")
+    s.add_argument("--trial-gpus", type=float, help="GPUs each trial requests from Ray (default 0)")
     s.add_argument("--study", help="study name (default: from data, space and strategy)")
     s.add_argument("--owner", help="owner recorded with a new study")
     _add_storage(s)
@@ -74,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
     s.add_argument("--strategy-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
     s.add_argument("--evaluator-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
-                   help="options of the synthetic evaluator (sleep, fail_every, nan_every)")
+                   help="options of the synthetic evaluator (sleep, fail_every, nan_every, oom_every, "
+                        "hang_every, hang, crash_every)")
+    s.add_argument("--ensemble-schedule", choices=["nonadaptive", "adaptive", "intermixed"],
+                   help="add Model Search's ensemble trials during the search (docs/ensembles.md)")
+    s.add_argument("--ensemble-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                   help="schedule options: pool, width, candidates, every, method, combine")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--top", type=int, default=10, help="leaderboard rows to print (default 10)")
 
@@ -92,14 +105,57 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--trial", type=int, help="trial number (default: the best)")
     _add_storage(sh)
 
-    pr = sub.add_parser("predict", help="predict with a study's trained model")
-    pr.add_argument("--study", required=True)
+    pr = sub.add_parser("predict", help="predict with a study's trained model or an exported file")
+    pr.add_argument("--study", help="study whose trial predicts (or give --model)")
+    pr.add_argument("--model", help="a file written by `nasforge export` (.onnx or TorchScript .pt) instead of "
+                                    "a study; ONNX files predict without torch")
     pr.add_argument("--trial", type=int, help="trial number (default: the best)")
     _add_storage(pr)
-    pr.add_argument("--data", required=True, help="CSV/TSV file with the training file's feature columns")
+    pr.add_argument("--data", required=True, help="CSV/TSV file with the training file's feature columns "
+                                                  "(an exported image model: .npy/.npz of raw pixels)")
     pr.add_argument("--out", help="output CSV (default: standard output)")
     pr.add_argument("--evaluate", action="store_true", help="print the metric (the file must have the label)")
     pr.add_argument("--proba", action="store_true", help="also write class probabilities")
+
+    ex = sub.add_parser("export", help="write a trial as one TorchScript or ONNX file that takes raw inputs")
+    ex.add_argument("--study", required=True)
+    which = ex.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="trial number (default: the best)")
+    which.add_argument("--ensemble", type=int, help="an ensemble trial's number: its members, combined")
+    ex.add_argument("--format", choices=["torchscript", "onnx"],
+                    help="file format (default: from --out, .onnx or .pt)")
+    ex.add_argument("--out", required=True, help="file to write")
+    _add_storage(ex)
+    ex.add_argument("--no-check", action="store_true", help="skip comparing the file with the study's model")
+
+    en = sub.add_parser("ensemble", help="store an ensemble of a study's best trials as a trial")
+    en.add_argument("--study", required=True)
+    _add_storage(en)
+    en.add_argument("--method", choices=["average", "weighted", "greedy"], default="greedy",
+                    help="average (best --size), weighted (fitted weights over the best --size) or greedy "
+                         "(Caruana selection with replacement, --size steps over the best --pool; default)")
+    en.add_argument("--size", type=int, default=5, help="members (average, weighted) or greedy steps (default 5)")
+    en.add_argument("--pool", type=int, default=10, help="candidates: the best N searched trials (default 10)")
+    en.add_argument("--combine", choices=["probabilities", "logits"], default="probabilities",
+                    help="average class probabilities (default) or logits")
+    en.add_argument("--trials", help="comma-separated trial numbers to use as candidates instead of --pool")
+
+    di = sub.add_parser("distill", help="train searched architectures against a teacher trial or ensemble")
+    di.add_argument("--study", required=True)
+    _add_storage(di)
+    who = di.add_mutually_exclusive_group()
+    who.add_argument("--teacher", type=int, help="teacher trial (default: the best trial, ensembles included)")
+    who.add_argument("--ensemble", type=int, help="teacher ensemble trial (checked to be an ensemble)")
+    di.add_argument("--loss", choices=["mse_logits", "mse_softmax", "cross_entropy", "balanced"],
+                    default="cross_entropy", help="distillation loss (default cross_entropy)")
+    di.add_argument("--temperature", type=float, default=2.0, help="softmax temperature (default 2)")
+    di.add_argument("--lambda-min", type=float, default=0.25, help="balanced loss: first trial's lambda")
+    di.add_argument("--lambda-max", type=float, default=1.0, help="balanced loss: last trial's lambda")
+    di.add_argument("--max-params", type=int, help="students: searched architectures with at most P parameters")
+    di.add_argument("--trials", type=int, default=1, help="distillation trials: the best N students (default 1)")
+    di.add_argument("--students", help="comma-separated trial numbers whose architectures to distil into")
+    di.add_argument("--epochs", type=int, help="training epochs (default: the study's budget)")
+    di.add_argument("--top", type=int, default=10, help="leaderboard rows to print (default 10)")
 
     b = sub.add_parser("bench", help="compare strategies on a benchmark table (NAS-Bench-201 format)")
     b.add_argument("--table", required=True, help="CSV with arch_str and <dataset>_valid/_test columns")

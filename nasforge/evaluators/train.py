@@ -345,7 +345,8 @@ class TrainEvaluator:
             loss_sum, seen = train_epoch(run, data)
             train_loss = loss_sum / max(seen, 1)
             if not math.isfinite(train_loss):
-                return Result(TrialState.FAILED, error=f"non-finite loss at epoch {epoch}", params=params,
+                return Result(TrialState.FAILED, error=f"nan: non-finite loss at epoch {epoch}",
+                              params=params,
                               duration=time.perf_counter() - start, curve=curve)
             if epoch_scheduler is not None:
                 epoch_scheduler.step()

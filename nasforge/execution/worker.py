@@ -39,6 +39,30 @@ def score_of(metrics: dict[str, float], objective: str, direction: str) -> float
     return float(value) if direction == "maximize" else -float(value)
 
 
+def failure_kind(exc: BaseException) -> str:
+    """The error column starts with a kind (error, oom, nan, timeout, crash) so failures can be counted by cause."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+        return "oom"
+    if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():  # older torch, other devices
+        return "oom"
+    return "error"
+
+
+def prepare(spec: TrialSpec) -> None:
+    """Import torch, build (and cache) the trial's space and evaluator: a worker's start-up, which a time
+    limit should not count. Errors are left for `run_trial` to report."""
+    try:
+        if spec.threads > 0:
+            import torch
+
+            if torch.get_num_threads() != spec.threads:
+                torch.set_num_threads(spec.threads)
+        _space(spec.space, canonical_json(spec.space_config))
+        _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
+    except Exception:
+        return
+
+
 def run_trial(spec: TrialSpec) -> Result:
     """Never raises: an exception, or a non-finite objective, becomes a failed result with its reason."""
     start = time.perf_counter()
@@ -54,7 +78,7 @@ def run_trial(spec: TrialSpec) -> Result:
         result: Result = evaluator.evaluate(arch, spec, _NullReporter())
     except Exception as exc:  # a trial must never take the search down
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Result(TrialState.FAILED, error=detail, duration=time.perf_counter() - start,
+        return Result(TrialState.FAILED, error=f"{failure_kind(exc)}: {detail}", duration=time.perf_counter() - start,
                       trial_number=spec.number)
     result.trial_number = spec.number
     if not result.duration:
@@ -64,6 +88,6 @@ def run_trial(spec: TrialSpec) -> Result:
         if result.score is None:
             result.state = TrialState.FAILED
             value = result.metrics.get(spec.objective)
-            result.error = (f"objective {spec.objective!r} missing from metrics" if value is None
-                            else f"objective {spec.objective!r} is not finite ({value})")
+            result.error = (f"error: objective {spec.objective!r} missing from metrics" if value is None
+                            else f"nan: objective {spec.objective!r} is not finite ({value})")
     return result

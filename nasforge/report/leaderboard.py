@@ -29,8 +29,9 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
         if space is not None:
             try:
                 summary = space.summary(space.from_json(t.arch))
-            except Exception:  # an architecture from an older space version still lists
-                summary = json.dumps(t.arch.get("description", t.arch))
+            except Exception:  # an architecture from an older space version, or an ensemble, still lists
+                described = t.arch.get("description", t.arch)
+                summary = described if isinstance(described, str) else json.dumps(described)
         out.append({
             "rank": rank if t in complete else None,
             "trial": t.number,

@@ -52,6 +52,10 @@ class TrialModel(Base):
     budget: Mapped[dict] = mapped_column(JSON, default=dict)
     info: Mapped[dict] = mapped_column(JSON, default=dict)
     heartbeat: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Which runner holds a running trial ("host:pid-namespace:pid:token"), so a stale or dead holder's
+    # trial can be claimed by exactly one other runner; and the failed trial a retry replaces.
+    runner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    retry_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class IntermediateModel(Base):
@@ -71,3 +75,9 @@ class StrategyStateModel(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
     state: Mapped[dict] = mapped_column(JSON, nullable=False)
     updated: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    # Bumped by every write: a runner sharing the study reloads the state only when another wrote it.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+# Columns added after the first release: (table, column, SQL type) added to older databases on open.
+ADDED_COLUMNS = (("trials", "runner", "VARCHAR(200)"), ("trials", "retry_of", "INTEGER"),
+                 ("strategy_state", "version", "INTEGER NOT NULL DEFAULT 0"))

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, create_engine, delete, event, func, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Table, create_engine, delete, event, func, inspect, or_, select, update
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nasforge.core.errors import StorageError
 from nasforge.core.types import JSONDict, Result, TrialState
-from nasforge.storage.schema import Base, IntermediateModel, StrategyStateModel, StudyModel, TrialModel
+from nasforge.storage.schema import (
+    ADDED_COLUMNS,
+    Base,
+    IntermediateModel,
+    StrategyStateModel,
+    StudyModel,
+    TrialModel,
+)
+
+UNFINISHED = (TrialState.RUNNING.value, TrialState.WAITING.value)
 
 
 def _now() -> datetime:
@@ -63,6 +73,9 @@ class TrialRow:
     parent: int | None = None
     budget: JSONDict = field(default_factory=dict)
     info: JSONDict = field(default_factory=dict)
+    heartbeat: datetime | None = None
+    runner: str | None = None  # the runner holding it while running
+    retry_of: int | None = None  # the failed trial this one retries
 
     def to_result(self) -> Result:
         return Result(state=self.state, metrics=dict(self.metrics), score=self.score, error=self.error,
@@ -77,13 +90,28 @@ class NewTrial:
     parent: int | None = None
     budget: JSONDict = field(default_factory=dict)
     info: JSONDict = field(default_factory=dict)
+    retry_of: int | None = None
 
 
-def _row(m: TrialModel) -> TrialRow:
+@dataclass(frozen=True)
+class StudyCounts:
+    """Logical trials: a failed trial that was retried and its retry count once."""
+
+    logical: int
+    running: int
+    failed: int
+
+    @property
+    def finished(self) -> int:
+        return self.logical - self.running
+
+
+def _row(m: Any) -> TrialRow:
     return TrialRow(number=m.number, key=m.key, arch=m.arch, state=TrialState(m.state), score=m.score,
                     metrics=dict(m.metrics or {}), params=m.params, seed=m.seed, started=m.started,
                     finished=m.finished, duration=m.duration, error=m.error, checkpoint=m.checkpoint,
-                    parent=m.parent, budget=dict(m.budget or {}), info=dict(m.info or {}))
+                    parent=m.parent, budget=dict(m.budget or {}), info=dict(m.info or {}),
+                    heartbeat=m.heartbeat, runner=m.runner, retry_of=m.retry_of)
 
 
 def _study(m: StudyModel) -> StudyInfo:
@@ -119,6 +147,7 @@ class Store:
         try:
             self.engine = self._make_engine(self.url)
             Base.metadata.create_all(self.engine)
+            self._upgrade()
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise StorageError(f"storage URL {self.url!r}: database driver not installed ({exc})") from exc
         except (SQLAlchemyError, OSError) as exc:
@@ -145,6 +174,18 @@ class Store:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+
+    def _upgrade(self) -> None:
+        """Add the columns newer releases use to a database an older release created."""
+        for table, column, sqltype in ADDED_COLUMNS:
+            if column in {c["name"] for c in inspect(self.engine).get_columns(table)}:
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sqltype}")
+            except SQLAlchemyError:
+                if column not in {c["name"] for c in inspect(self.engine).get_columns(table)}:
+                    raise  # not another process adding it at the same moment
 
     def session(self) -> Session:
         return self._sessions()
@@ -202,63 +243,218 @@ class Store:
             return out
 
     # ---- trials --------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, study_id: int) -> Iterator[Connection]:
+        """A transaction holding the study's lock: SQLite's write lock (BEGIN IMMEDIATE), elsewhere the
+        study row (SELECT ... FOR UPDATE). Runners sharing a study read and write its strategy state,
+        trial numbers and counts only inside one, so they never interleave."""
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(select(StudyModel.id).where(StudyModel.id == study_id).with_for_update())
+            yield conn
+
     def add_trials(self, study_id: int, new: Sequence[NewTrial], state: JSONDict | None,
-                   seed_of: Any) -> list[TrialRow]:
+                   seed_of: Any, runner: str | None = None) -> list[TrialRow]:
         """Allocate numbers and insert trials, and save the strategy state, in one transaction.
 
-        `seed_of(number)` gives each trial's seed. On PostgreSQL the study row is locked so that
-        several runners sharing one study never allocate the same number. Core statements, not ORM
-        objects: this is the runner's hot path (a benchmark makes thousands of trials a minute).
+        `seed_of(number)` gives each trial's seed. The study lock means several runners sharing one
+        study never allocate the same number.
+        """
+        with self.locked(study_id) as conn:
+            rows = self.insert_trials(conn, study_id, new, seed_of, runner)
+            if state is not None:
+                self.put_state(conn, study_id, state)
+            return rows
+
+    def insert_trials(self, conn: Connection, study_id: int, new: Sequence[NewTrial], seed_of: Callable[[int], int],
+                      runner: str | None) -> list[TrialRow]:
+        """Insert running trials numbered after the highest; call inside `locked`. Core statements, not ORM
+        objects: this is the runner's hot path (a benchmark makes thousands of trials a minute)."""
+        trials = cast(Table, TrialModel.__table__)
+        top = conn.scalar(select(func.max(TrialModel.number)).where(TrialModel.study_id == study_id))
+        first = (top if top is not None else -1) + 1
+        now = _now()
+        rows = [TrialRow(number=first + i, key=t.key, arch=t.arch, state=TrialState.RUNNING,
+                         seed=seed_of(first + i), started=now, parent=t.parent, budget=dict(t.budget),
+                         info=dict(t.info), heartbeat=now, runner=runner, retry_of=t.retry_of)
+                for i, t in enumerate(new)]
+        if rows:
+            conn.execute(trials.insert(), [
+                {"study_id": study_id, "number": r.number, "key": r.key, "arch": r.arch,
+                 "state": TrialState.RUNNING.value, "seed": r.seed, "started": now, "heartbeat": now,
+                 "parent": r.parent, "budget": r.budget, "info": r.info, "metrics": {}, "runner": runner,
+                 "retry_of": r.retry_of} for r in rows])
+        return rows
+
+    def finish_trial(self, study_id: int, number: int, result: Result, state: JSONDict | None) -> None:
+        """Record a result, its curve and the strategy state after `tell`, atomically."""
+        with self.locked(study_id) as conn:
+            if not self.record_result(conn, study_id, number, result, runner=None):
+                raise KeyError(f"trial {number} not found")
+            if state is not None:
+                self.put_state(conn, study_id, state)
+
+    def record_result(self, conn: Connection, study_id: int, number: int, result: Result,
+                      runner: str | None) -> bool:
+        """Store a result and its curve. With `runner`, only while that runner still holds the running
+        trial: False means another runner claimed it (its heartbeat went stale) and this result is dropped."""
+        trials = cast(Table, TrialModel.__table__)
+        q = select(TrialModel.id).where(TrialModel.study_id == study_id, TrialModel.number == number)
+        if runner is not None:
+            q = q.where(TrialModel.runner == runner, TrialModel.state.in_(UNFINISHED))
+        trial_id = conn.scalar(q)
+        if trial_id is None:
+            return False
+        conn.execute(trials.update().where(trials.c.id == trial_id).values(
+            state=result.state.value, score=result.score, metrics=dict(result.metrics), params=result.params,
+            error=result.error, checkpoint=result.checkpoint, duration=result.duration, finished=_now()))
+        points = [{"trial_id": trial_id, "step": int(point.get("epoch", step)), "name": name,
+                   "value": float(value)}
+                  for step, point in enumerate(result.curve) for name, value in point.items()]
+        if points:
+            conn.execute(cast(Table, IntermediateModel.__table__).insert(), points)
+        return True
+
+    def add_finished_trial(self, study_id: int, new: NewTrial, seed: int,
+                           finish: Callable[[int], Result]) -> TrialRow:
+        """Insert a trial made outside the runner (an ensemble, a distilled model) already finished.
+
+        `finish(number)` runs inside the transaction, once the number is allocated (it moves the trial's
+        files into place and returns its result), so no half-made row is ever left `running` for a
+        resumed search to pick up.
         """
         trials = cast(Table, TrialModel.__table__)
         with self.engine.begin() as conn:
             if not self.is_sqlite:
                 conn.execute(select(StudyModel.id).where(StudyModel.id == study_id).with_for_update())
             top = conn.scalar(select(func.max(TrialModel.number)).where(TrialModel.study_id == study_id))
-            first = (top if top is not None else -1) + 1
+            number = (top if top is not None else -1) + 1
+            result = finish(number)
             now = _now()
-            rows = [TrialRow(number=first + i, key=t.key, arch=t.arch, state=TrialState.RUNNING,
-                             seed=seed_of(first + i), started=now, parent=t.parent, budget=dict(t.budget),
-                             info=dict(t.info)) for i, t in enumerate(new)]
-            if rows:
-                conn.execute(trials.insert(), [
-                    {"study_id": study_id, "number": r.number, "key": r.key, "arch": r.arch,
-                     "state": TrialState.RUNNING.value, "seed": r.seed, "started": now, "heartbeat": now,
-                     "parent": r.parent, "budget": r.budget, "info": r.info, "metrics": {}} for r in rows])
-            if state is not None:
-                self._put_state(conn, study_id, state)
-            return rows
-
-    def finish_trial(self, study_id: int, number: int, result: Result, state: JSONDict | None) -> None:
-        """Record a result, its curve and the strategy state after `tell`, atomically."""
-        trials = cast(Table, TrialModel.__table__)
-        with self.engine.begin() as conn:
+            conn.execute(trials.insert(), [{
+                "study_id": study_id, "number": number, "key": new.key, "arch": new.arch,
+                "state": result.state.value, "score": result.score, "metrics": dict(result.metrics),
+                "params": result.params, "seed": seed, "started": now, "finished": now, "heartbeat": now,
+                "duration": result.duration, "error": result.error, "checkpoint": result.checkpoint,
+                "parent": new.parent, "budget": dict(new.budget), "info": dict(new.info)}])
             trial_id = conn.scalar(select(TrialModel.id).where(TrialModel.study_id == study_id,
                                                               TrialModel.number == number))
-            if trial_id is None:
-                raise KeyError(f"trial {number} not found")
-            conn.execute(trials.update().where(trials.c.id == trial_id).values(
-                state=result.state.value, score=result.score, metrics=dict(result.metrics), params=result.params,
-                error=result.error, checkpoint=result.checkpoint, duration=result.duration, finished=_now()))
             points = [{"trial_id": trial_id, "step": int(point.get("epoch", step)), "name": name,
                        "value": float(value)}
                       for step, point in enumerate(result.curve) for name, value in point.items()]
             if points:
                 conn.execute(cast(Table, IntermediateModel.__table__).insert(), points)
-            if state is not None:
-                self._put_state(conn, study_id, state)
+        row = self.trial(study_id, number)
+        assert row is not None
+        return row
 
     def save_state(self, study_id: int, state: JSONDict) -> None:
-        with self.engine.begin() as conn:
-            self._put_state(conn, study_id, state)
+        with self.locked(study_id) as conn:
+            self.put_state(conn, study_id, state)
+
+    def put_state(self, conn: Connection, study_id: int, state: JSONDict, current: int | None = None) -> int:
+        """Overwrite without reading the old state back (it grows with the search); returns the new version.
+        `current`, the version read in this same locked transaction, saves reading it again."""
+        table = cast(Table, StrategyStateModel.__table__)
+        done = conn.execute(table.update().where(table.c.study_id == study_id).values(
+            state=state, updated=_now(), version=table.c.version + 1))
+        if done.rowcount == 0:
+            conn.execute(table.insert().values(study_id=study_id, state=state, updated=_now(), version=1))
+            return 1
+        return current + 1 if current is not None else self.state_version(conn, study_id)
 
     @staticmethod
-    def _put_state(conn: Any, study_id: int, state: JSONDict) -> None:
-        """Overwrite without reading the old state back (it grows with the search)."""
-        table = cast(Table, StrategyStateModel.__table__)
-        done = conn.execute(table.update().where(table.c.study_id == study_id).values(state=state, updated=_now()))
-        if done.rowcount == 0:
-            conn.execute(table.insert().values(study_id=study_id, state=state, updated=_now()))
+    def state_version(conn: Connection, study_id: int) -> int:
+        """0 before the first save; every save adds one."""
+        return int(conn.scalar(select(StrategyStateModel.version).where(StrategyStateModel.study_id == study_id))
+                   or 0)
+
+    def peek_state_version(self, study_id: int) -> int:
+        with self.engine.connect() as conn:
+            return self.state_version(conn, study_id)
+
+    @staticmethod
+    def state_at(conn: Connection, study_id: int) -> tuple[JSONDict | None, int]:
+        row = conn.execute(select(StrategyStateModel.state, StrategyStateModel.version)
+                           .where(StrategyStateModel.study_id == study_id)).first()
+        return (None, 0) if row is None else (dict(row[0]), int(row[1] or 0))
+
+    @staticmethod
+    def counts_at(conn: Connection, study_id: int) -> StudyCounts:
+        rows = conn.execute(
+            select(TrialModel.state, func.count(), func.count(TrialModel.retry_of))
+            .where(TrialModel.study_id == study_id).group_by(TrialModel.state)).all()
+        total = sum(int(n) for _, n, _ in rows)
+        retries = sum(int(r) for _, _, r in rows)
+        running = sum(int(n) for st, n, _ in rows if st in UNFINISHED)
+        failed = sum(int(n) for st, n, _ in rows if st == TrialState.FAILED.value)
+        return StudyCounts(logical=total - retries, running=running, failed=failed - retries)
+
+    def counts(self, study_id: int) -> StudyCounts:
+        with self.engine.connect() as conn:
+            return self.counts_at(conn, study_id)
+
+    @staticmethod
+    def latest_by_key(conn: Connection, study_id: int, keys: Sequence[str]) -> dict[str, TrialRow]:
+        """The newest trial of each key (a retry is newer than the failure it replaces)."""
+        out: dict[str, TrialRow] = {}
+        if not keys:
+            return out
+        trials = cast(Table, TrialModel.__table__)
+        result = conn.execute(select(trials).where(trials.c.study_id == study_id, trials.c.key.in_(sorted(set(keys))))
+                              .order_by(trials.c.number))
+        for m in result:
+            out[m.key] = _row(m)
+        return out
+
+    def claim_orphans(self, study_id: int, runner: str, stale_before: datetime,
+                      holder_is_dead: Callable[[str], bool], limit: int | None = None) -> list[TrialRow]:
+        """Take over running trials whose holder is gone: no holder recorded, a heartbeat older than
+        `stale_before`, or a holder `holder_is_dead` says has exited. Each takeover is a conditional update
+        on the row as it was read, so when two runners race for one trial exactly one gets it."""
+        claimed: list[TrialRow] = []
+        now = _now()
+        with self.session() as s, s.begin():
+            candidates = s.scalars(select(TrialModel).where(
+                TrialModel.study_id == study_id, TrialModel.state.in_(UNFINISHED),
+                or_(TrialModel.runner.is_(None), TrialModel.runner != runner)).order_by(TrialModel.number)).all()
+            for m in candidates:
+                if limit is not None and len(claimed) >= limit:
+                    break
+                stale = m.heartbeat is None or m.heartbeat < stale_before
+                if not (m.runner is None or stale or holder_is_dead(m.runner)):
+                    continue
+                cond = [TrialModel.id == m.id, TrialModel.state.in_(UNFINISHED),
+                        TrialModel.runner.is_(None) if m.runner is None else TrialModel.runner == m.runner]
+                if m.heartbeat is not None:
+                    cond.append(TrialModel.heartbeat == m.heartbeat)  # nobody beat for it since we read it
+                done = s.execute(update(TrialModel).where(*cond).values(runner=runner, heartbeat=now)
+                                 .execution_options(synchronize_session=False))
+                if getattr(done, "rowcount", 0) == 1:
+                    row = _row(m)
+                    row.runner, row.heartbeat = runner, now
+                    claimed.append(row)
+        return claimed
+
+    def attempt_of(self, study_id: int, number: int) -> int:
+        """0 for a first try, 1 for its retry, and so on (follows `retry_of`)."""
+        attempt = 0
+        with self.engine.connect() as conn:
+            previous = conn.scalar(select(TrialModel.retry_of).where(TrialModel.study_id == study_id,
+                                                                     TrialModel.number == number))
+            while previous is not None and attempt < 10_000:
+                attempt += 1
+                previous = conn.scalar(select(TrialModel.retry_of).where(TrialModel.study_id == study_id,
+                                                                         TrialModel.number == previous))
+        return attempt
+
+    def beat(self, study_id: int, runner: str) -> int:
+        """Refresh the heartbeat of every trial `runner` holds; returns how many it still holds."""
+        with self.engine.begin() as conn:
+            done = conn.execute(update(TrialModel).where(
+                TrialModel.study_id == study_id, TrialModel.runner == runner,
+                TrialModel.state.in_(UNFINISHED)).values(heartbeat=_now()))
+            return int(done.rowcount or 0)
 
     def load_state(self, study_id: int) -> JSONDict | None:
         with self.session() as s:
@@ -312,4 +508,4 @@ class Store:
             return True
 
 
-__all__ = ["DBAPIError", "NewTrial", "Store", "StudyInfo", "TrialRow", "default_storage_url"]
+__all__ = ["DBAPIError", "NewTrial", "Store", "StudyCounts", "StudyInfo", "TrialRow", "default_storage_url"]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,7 @@ import pytest
 from nasforge.core.errors import StorageError
 from nasforge.core.types import Result, TrialState
 from nasforge.storage.sql import NewTrial, Store
-
-POSTGRES = os.environ.get("NASFORGE_TEST_POSTGRES_URL")
+from tests.conftest import postgres_url_or_skip
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -26,9 +27,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
-        if not POSTGRES:
-            pytest.skip("NASFORGE_TEST_POSTGRES_URL is not set (no PostgreSQL server for this run)")
-        yield POSTGRES
+        yield postgres_url_or_skip()
 
 
 def new_study(store: Store, name: str | None = None):
@@ -93,3 +92,63 @@ def test_concurrent_runners_never_share_a_number(url: str) -> None:
     for p in procs:
         p.join(timeout=60)
     assert numbers == list(range(75))
+
+
+def _claim(url: str, name: str, me: str, stale_before: datetime, queue: multiprocessing.Queue) -> None:
+    store = Store(url)
+    study = store.require_study(name)
+    claimed = []
+    for _ in range(20):
+        claimed += [r.number for r in store.claim_orphans(study.id, me, stale_before, lambda holder: False)]
+    queue.put((me, claimed))
+
+
+def test_a_stale_trial_is_taken_over_by_exactly_one_runner(url: str) -> None:
+    store = Store(url)
+    study = new_study(store)
+    rows = store.add_trials(study.id, [NewTrial(f"k{i}", {}) for i in range(6)], {"s": 0}, lambda n: n,
+                            runner="elsewhere:1:2:gone")
+    assert all(r.runner == "elsewhere:1:2:gone" for r in rows)
+    # a fresh heartbeat protects a trial; a live holder keeps it fresh
+    assert store.claim_orphans(study.id, "me", datetime(2000, 1, 1), lambda holder: False) == []
+    assert store.beat(study.id, "elsewhere:1:2:gone") == 6
+    time.sleep(0.05)
+    cutoff = datetime.now(timezone.utc).replace(tzinfo=None)  # every heartbeat is older; a claim's is newer
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_claim, args=(url, study.name, f"runner-{i}", cutoff, queue)) for i in range(3)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    numbers = sorted(n for claimed in results.values() for n in claimed)
+    assert numbers == list(range(6)), "each stale trial taken over exactly once"
+    holders = {t.number: t.runner for t in store.trials(study.id)}
+    assert all(n in results[holders[n] or ""] for n in range(6))
+
+
+def test_a_dead_holder_is_replaced_at_once_and_results_need_the_holder(url: str) -> None:
+    store = Store(url)
+    study = new_study(store)
+    store.add_trials(study.id, [NewTrial("k0", {})], None, lambda n: n, runner="here:1:2:dead")
+    claimed = store.claim_orphans(study.id, "me", datetime(2000, 1, 1), lambda holder: holder == "here:1:2:dead")
+    assert [r.number for r in claimed] == [0] and claimed[0].runner == "me"
+    with store.locked(study.id) as conn:
+        assert not store.record_result(conn, study.id, 0, Result(TrialState.COMPLETE), runner="here:1:2:dead")
+        assert store.record_result(conn, study.id, 0, Result(TrialState.COMPLETE, score=1.0), runner="me")
+    assert store.trials(study.id)[0].state == TrialState.COMPLETE
+
+
+def test_a_database_from_before_runner_columns_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    Store(f"sqlite:///{db}").dispose()
+    with sqlite3.connect(db) as con:  # the tables as the first release made them
+        for table, column in (("trials", "runner"), ("trials", "retry_of"), ("strategy_state", "version")):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    store = Store(f"sqlite:///{db}")
+    study = new_study(store)
+    rows = store.add_trials(study.id, [NewTrial("k0", {})], {"s": 1}, lambda n: n, runner="me")
+    assert rows[0].runner == "me" and store.peek_state_version(study.id) == 1

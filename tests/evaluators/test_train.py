@@ -136,7 +136,7 @@ def test_non_finite_loss_fails_cleanly(diabetes: Dataset, monkeypatch: pytest.Mo
     ev = TrainEvaluator.from_dataset(diabetes, epochs=3)
     result, _ = _run(ev, {"blocks": ["fc_64", "fc_64"]}, objective="valid_rmse")
     assert result.state == TrialState.FAILED
-    assert result.error == "non-finite loss at epoch 1"
+    assert result.error == "nan: non-finite loss at epoch 1"
 
 
 @pytest.mark.parametrize("which", ["digits", "diabetes"])

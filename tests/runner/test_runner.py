@@ -73,20 +73,20 @@ def test_changed_settings_are_refused(tmp_path: Path) -> None:
 
 
 def test_failures_are_stored_and_the_search_continues(tmp_path: Path) -> None:
-    cfg = config(tmp_path, trials=12, evaluator_options={"fail_every": 3, "nan_every": 5})
+    cfg = config(tmp_path, trials=12, retries=0, evaluator_options={"fail_every": 3, "nan_every": 5})
     store = Store(cfg.storage)
     summary = run(cfg, store)
     study = store.require_study("s")
     failed = store.trials(study.id, [TrialState.FAILED])
     errors = {t.number: t.error for t in failed}
     assert summary.finished == 12
-    assert errors[2] and "injected failure" in errors[2]
-    assert errors[4] and "not finite" in errors[4]
+    assert errors[2] and errors[2].startswith("error: RuntimeError: injected failure")
+    assert errors[4] and errors[4].startswith("nan: ") and "not finite" in errors[4]
     assert len(store.trials(study.id, [TrialState.COMPLETE])) == 12 - len(failed)
 
 
 def test_a_search_whose_trials_all_fail_stops_with_the_reason(tmp_path: Path) -> None:
-    cfg = config(tmp_path, trials=50, evaluator_options={"fail_every": 1})
+    cfg = config(tmp_path, trials=50, retries=0, evaluator_options={"fail_every": 1})
     store = Store(cfg.storage)
     summary = run(cfg, store)
     assert summary.broken and summary.finished == 10

@@ -1,0 +1,131 @@
+"""Choosing members and weights from validation predictions: top-k average, fitted weights, and
+Caruana et al. (2004) greedy forward selection with replacement.
+
+Inputs are member terms (`combine.member_terms`) on the validation split, one (rows, k) array per
+candidate; outputs are weights per candidate (zeros for candidates left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nasforge.core.errors import ConfigError
+from nasforge.data.base import CLASSIFICATION
+from nasforge.ensemble.combine import PROBABILITIES, combined, finish, rank, scores
+
+METHODS = ("average", "weighted", "greedy")
+
+
+@dataclass
+class Selection:
+    """Weights per candidate (same order as the terms given) and the validation metrics they reach."""
+
+    weights: list[float]
+    metrics: dict[str, float]
+    history: list[tuple[list[int], tuple[float, float]]] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> list[int]:
+        return [i for i, w in enumerate(self.weights) if w > 0]
+
+
+def _evaluate(terms: Sequence[np.ndarray], weights: Sequence[float], y: np.ndarray, task: str,
+              combine: str) -> dict[str, float]:
+    return scores(combined(terms, weights, task, combine), y, task, "valid")
+
+
+def average(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str) -> Selection:
+    """Equal weights over every candidate given."""
+    weights = [1.0 / len(terms)] * len(terms)
+    return Selection(weights, _evaluate(terms, weights, y, task, combine))
+
+
+def greedy(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str, size: int) -> Selection:
+    """Caruana's ensemble selection: `size` steps, each adding (with replacement) the candidate that makes
+    the running average best on validation; the best ensemble of the sequence is returned (the first one
+    on ties, so the smallest). Ties between candidates go to the lower index (callers pass the best first).
+    """
+    if size < 1 or not terms:
+        raise ConfigError(f"greedy selection needs at least one candidate and --size >= 1 (got {size})")
+    counts = [0] * len(terms)
+    total = np.zeros_like(terms[0])
+    history: list[tuple[list[int], tuple[float, float]]] = []
+    best: tuple[list[int], tuple[float, float], dict[str, float]] | None = None
+    for step in range(1, size + 1):
+        step_best: tuple[int, tuple[float, float], dict[str, float]] | None = None
+        for i, t in enumerate(terms):
+            metrics = scores(finish((total + t) / step, task, combine), y, task, "valid")
+            r = rank(metrics, task)
+            if step_best is None or r > step_best[1]:
+                step_best = (i, r, metrics)
+        assert step_best is not None
+        i, r, metrics = step_best
+        total = total + terms[i]
+        counts[i] += 1
+        history.append((list(counts), r))
+        if best is None or r > best[1]:
+            best = (list(counts), r, metrics)
+    assert best is not None
+    n = sum(best[0])
+    return Selection([c / n for c in best[0]], best[2], history)
+
+
+def fit_weights(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str,
+                iterations: int = 100) -> list[float]:
+    """Weights on the simplex (a softmax of free parameters) minimising validation NLL (or MSE), by L-BFGS."""
+    stack = torch.as_tensor(np.stack([np.asarray(t, dtype=np.float64) for t in terms]))
+    target = torch.as_tensor(np.asarray(y))
+    raw = torch.zeros(len(terms), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([raw], lr=0.5, max_iter=iterations, line_search_fn="strong_wolfe")
+
+    def loss_fn() -> torch.Tensor:
+        opt.zero_grad()
+        w = torch.softmax(raw, dim=0)
+        total = torch.einsum("m,mnk->nk", w, stack)
+        if task == CLASSIFICATION:
+            logp = torch.log(total.clamp_min(1e-12)) if combine == PROBABILITIES else torch.log_softmax(total, 1)
+            loss = torch.nn.functional.nll_loss(logp, target.reshape(-1).long())
+        else:
+            loss = torch.mean((total - target.reshape(total.shape).double()) ** 2)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt.step(loss_fn)  # type: ignore[no-untyped-call]
+    w = torch.softmax(raw.detach(), dim=0).numpy()
+    w = np.where(w < 1e-4, 0.0, w)  # members with negligible weight are left out
+    return [float(x) for x in w / w.sum()]
+
+
+def weighted(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str) -> Selection:
+    """Fitted weights, kept only if they beat uniform weights and every single member on validation
+    (accuracy first, then loss): so the result is never worse than the best member there."""
+    n = len(terms)
+    options = [fit_weights(terms, y, task, combine), [1.0 / n] * n]
+    options += [[1.0 if j == i else 0.0 for j in range(n)] for i in range(n)]
+    best: Selection | None = None
+    for w in options:
+        sel = Selection(w, _evaluate(terms, w, y, task, combine))
+        if best is None or rank(sel.metrics, task) > rank(best.metrics, task):
+            best = sel
+    assert best is not None
+    return best
+
+
+def select(method: str, terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str,
+           size: int) -> Selection:
+    """`average` and `weighted` use the first `size` candidates (callers order them best first);
+    `greedy` takes `size` selection steps over all of them."""
+    if method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if size < 1:
+        raise ConfigError(f"--size must be a positive number (got {size})")
+    if method == "greedy":
+        return greedy(terms, y, task, combine, size)
+    k = min(size, len(terms))
+    sel = average(terms[:k], y, task, combine) if method == "average" else weighted(terms[:k], y, task, combine)
+    sel.weights = sel.weights + [0.0] * (len(terms) - k)
+    return sel
