@@ -1,10 +1,10 @@
-"""BANANAS-style Bayesian optimisation (White et al., 2021) with a neural-ensemble predictor.
+"""Bayesian optimisation with a learned predictor, after BANANAS (White et al., 2021).
 
-An ensemble of small MLPs, trained on every result so far, predicts the score of candidates
-made by mutating the best architectures found (plus a few random ones); independent Thompson
-sampling over the ensemble picks what to evaluate. The ensemble is plain NumPy, retrained from a
-seed derived from the number of results, so it is never stored: a resumed strategy refits it
-and continues with the very same proposals.
+A Gaussian process (or BANANAS' ensemble of small MLPs), fitted on every result so far, predicts
+the score of candidates: every architecture of a small space, else mutants of the best found
+plus random ones; independent Thompson sampling over its uncertainty picks what to evaluate.
+The predictor is plain NumPy/SciPy, refitted from a seed derived from the number of results, so
+it is never stored: a resumed strategy refits it and continues with the very same proposals.
 """
 
 from __future__ import annotations
@@ -141,10 +141,10 @@ class GaussianProcess:
 
 
 class Bananas(BaseStrategy):
-    """Options: `initial` (10) random architectures first; `members` (5), `hidden` (32), `epochs` (200) of
-    the MLP ensemble; `retrain_every` (1) new results between fits; `parents` (10) best architectures
-    whose neighbourhoods (and `mutations` (10) random two-step mutants each) are candidates, plus
-    `random_candidates` (50); `acquisition` ("its" | "ucb"), `ucb_kappa` (1.0)."""
+    """Options (see docs/strategies.md): `initial` (10) random architectures first; `predictor` ("gp");
+    `exhaustive` (20000): spaces with at most that many token sequences have every architecture
+    scored; otherwise `parents` (10) best architectures' neighbourhoods and `mutations` (10) two-step
+    mutants each, plus `random_candidates` (300); `acquisition` ("its"), `ucb_kappa` (1.0)."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, initial: int = 10,
                  members: int = 5, hidden: int = 32, epochs: int = 200, lr: float = 0.01,
@@ -153,8 +153,12 @@ class Bananas(BaseStrategy):
                  space_encoding: bool = True, predictor: str = "gp", transform: str = "rank",
                  climbs: int = 0, exhaustive: int = 20_000) -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
-        if acquisition not in ("its", "ucb", "ei", "ts"):
-            raise ValueError(f"bananas: acquisition must be 'its' or 'ucb', not {acquisition!r}")
+        if acquisition not in ("its", "ucb", "ei"):
+            raise ValueError(f"bananas: acquisition must be 'its', 'ucb' or 'ei', not {acquisition!r}")
+        if predictor not in ("gp", "mlp"):
+            raise ValueError(f"bananas: predictor must be 'gp' or 'mlp', not {predictor!r}")
+        if transform not in ("rank", "standard", "clip"):
+            raise ValueError(f"bananas: transform must be 'rank', 'standard' or 'clip', not {transform!r}")
         if initial < 1 or retrain_every < 1:
             raise ValueError("bananas: initial and retrain_every must be at least 1")
         self.initial = int(initial)

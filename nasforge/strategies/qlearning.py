@@ -2,8 +2,9 @@
 
 A state is the prefix of tokens chosen so far, an action the next token. Architectures are
 sampled epsilon-greedily with epsilon annealed from 1.0 to 0.1 over the budget, and after each
-result a batch of remembered (architecture, reward) pairs is replayed through the Q-learning
-update (learning rate 0.01, no discounting, reward only at the end), as in the paper.
+episode a batch of remembered (architecture, reward) pairs is replayed through the Q-learning
+update (learning rate 0.01, no discounting, reward only at the end), as in the paper; a network
+sampled again is looked up, not added to the memory a second time.
 
 Rewards are the result's percentile among all results so far (failures get 0): that keeps
 them in [0, 1] like the paper's accuracies whatever the objective's scale, so the paper's
@@ -25,9 +26,10 @@ PAPER_EPSILONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
 class QLearning(BaseStrategy):
-    """Options: `learning_rate` (0.01), `discount` (1.0), `q_init` (0.5), `replay` (100) replayed samples
-    per result, `explore_fraction` (0.25) of the budget at epsilon 1.0 (the rest split evenly over
-    0.9 ... 0.1), `horizon` (budget when `max_trials` is not given, 200)."""
+    """Options: `learning_rate` (0.01), `discount` (1.0), `q_init` (0.5), `replay` (300) replayed samples
+    per episode, `reward` ("rank" percentile or "minmax"), `explore_fraction` (0.25) of the budget at
+    epsilon 1.0 (the rest split evenly over 0.9 ... 0.1), `horizon` (budget when `max_trials` is not
+    given, 200)."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, learning_rate: float = 0.01,
                  discount: float = 1.0, q_init: float = 0.5, replay: int = 300, explore_fraction: float = 0.25,
@@ -35,6 +37,8 @@ class QLearning(BaseStrategy):
         super().__init__(space, seed=seed, max_trials=max_trials)
         if not 0.0 < learning_rate <= 1.0 or not 0.0 <= discount <= 1.0 or replay < 0:
             raise ValueError("qlearning: need 0 < learning_rate <= 1, 0 <= discount <= 1, replay >= 0")
+        if reward not in ("rank", "minmax"):
+            raise ValueError(f"qlearning: reward must be 'rank' or 'minmax', not {reward!r}")
         if not 0.0 <= explore_fraction <= 1.0:
             raise ValueError("qlearning: explore_fraction must be in [0, 1]")
         self.learning_rate, self.discount, self.q_init = float(learning_rate), float(discount), float(q_init)
