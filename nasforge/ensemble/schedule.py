@@ -95,7 +95,8 @@ class Step:
 
 
 def _searched_count(rows: list[TrialRow]) -> int:
-    return sum(1 for r in rows if r.state in FINISHED and kind_of(r) == "search")
+    retried = {r.retry_of for r in rows if r.retry_of is not None}
+    return sum(1 for r in rows if r.state in FINISHED and kind_of(r) == "search" and r.number not in retried)
 
 
 def _schedule_ensembles(rows: list[TrialRow], name: str) -> list[TrialRow]:
@@ -107,10 +108,16 @@ def _weights(members: StudyMembers, rows: list[TrialRow], schedule: Schedule, si
     return select(schedule.method, terms, members.y_valid, members.task, schedule.combine, size).weights
 
 
+def count_finished(rows: list[TrialRow]) -> int:
+    """Finished trials as `--trials` counts them: a failure and its retries are one trial."""
+    retried = {r.retry_of for r in rows if r.retry_of is not None}
+    return sum(1 for r in rows if r.state in FINISHED and r.number not in retried)
+
+
 def next_step(schedule: Schedule, members: StudyMembers, rows: list[TrialRow], total: int,
               skip: set[str]) -> Step:
     """What to do next, from the store's trials alone; `skip` holds ensemble keys already tried this run."""
-    finished = sum(1 for r in rows if r.state in FINISHED)
+    finished = count_finished(rows)
     if schedule.name == "nonadaptive":
         pool = schedule.pool_size(total)
         searched = _searched_count(rows)
@@ -208,7 +215,7 @@ def run_scheduled(config: SearchConfig, store: Store, backend: Backend, progress
             runner_probe = Runner(config, store, backend, keep)
             study = runner_probe.study
             rows = store.trials(study.id)
-            finished = sum(1 for r in rows if r.state in FINISHED)
+            finished = count_finished(rows)
             if finished >= config.trials:
                 break
             members = members or StudyMembers(store, study)
