@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,32 +13,84 @@ from nasforge.core.errors import DataError
 from nasforge.data.base import CLASSIFICATION
 
 
+@dataclass(frozen=True)
+class ImageBatch:
+    """Raw images read from a file or folder, with their labels when the source has them."""
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+
 class Predictor:
     """A trained model plus the preprocessing fitted on its training data."""
 
     def __init__(self, model: Any, payload: dict[str, Any]) -> None:
+        from nasforge.data.images import FORMAT as IMAGE_FORMAT
+        from nasforge.data.images import ImagePreprocessor
         from nasforge.data.tabular import TabularPreprocessor
 
         self.model = model
         self.payload = payload
         self.task: str = payload["data_spec"]["task"]
         raw = payload.get("preprocessor")
-        self.preprocessor = TabularPreprocessor.from_json(raw) if raw else None
+        self.images = ImagePreprocessor.from_json(raw) if raw and raw.get("format") == IMAGE_FORMAT else None
+        self.preprocessor = TabularPreprocessor.from_json(raw) if raw and self.images is None else None
         self.class_names: tuple[str, ...] = tuple(payload["data_spec"].get("class_names") or ())
 
     # ---- inputs --------------------------------------------------------------------------
-    def read(self, path: str | Path) -> pd.DataFrame:
-        """A CSV/TSV (optionally .gz) with the training file's columns; the label column is optional."""
+    def read(self, path: str | Path) -> Any:
+        """A CSV/TSV (optionally .gz) with the training file's columns; the label column is optional.
+
+        Image models read a .npy/.npz array of raw images (labels from an npz's `y`/`labels`), image
+        files, or a folder of class subfolders (labels from the folder names)."""
         from nasforge.data.csv import read_features_frame
 
+        if self.images is not None:
+            return self._read_images(Path(path))
         if self.preprocessor is None:
             return read_features_frame(str(path))
         return read_features_frame(str(path), file_columns=self.preprocessor.file_columns,
                                    label=self.preprocessor.label)
 
+    def _read_images(self, path: Path) -> ImageBatch:
+        from nasforge.data.images import IMAGE_SUFFIXES, _class_folders, read_image_files
+
+        assert self.images is not None
+        if path.is_dir():
+            classes = _class_folders(path)
+            if not classes:
+                raise DataError(f"{path}: no class subfolders with images in it")
+            unknown = sorted(set(classes) - set(self.class_names))
+            if self.class_names and unknown:
+                raise DataError(f"{path}: folders {', '.join(unknown[:5])} are not classes of this model")
+            index = {name: i for i, name in enumerate(self.class_names or sorted(classes))}
+            files = [f for name in sorted(classes) for f in classes[name]]
+            labels = np.array([index[name] for name in sorted(classes) for _ in classes[name]], dtype=np.int64)
+            return ImageBatch(read_image_files(files, self.images.channels, self.images.size), labels)
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            return ImageBatch(read_image_files([path], self.images.channels, self.images.size))
+        if suffix not in (".npy", ".npz"):
+            raise DataError(f"{path}: image models read .npy/.npz arrays, image files or class folders")
+        from nasforge.export.runtime import read_image_array
+
+        x = read_image_array(path)
+        y = None
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                for key in ("y", "labels", "y_test"):
+                    if key in archive:
+                        y = np.asarray(archive[key]).reshape(-1).astype(np.int64)
+                        break
+        return ImageBatch(x, y)
+
     def features(self, data: Any) -> np.ndarray:
         if isinstance(data, (str, Path)):
             data = self.read(data)
+        if self.images is not None:
+            return self.images.transform(data.x if isinstance(data, ImageBatch) else data, source="prediction data")
         if self.preprocessor is None:
             return np.asarray(data, dtype=np.float32)
         if isinstance(data, np.ndarray):
@@ -83,6 +136,12 @@ class Predictor:
 
         if isinstance(data, (str, Path)):
             data = self.read(data)
+        if self.images is not None:
+            if not isinstance(data, ImageBatch) or data.y is None:
+                raise DataError("--evaluate on an image model needs labels: an .npz with x and y, or class folders")
+            if len(data.y) != len(data.x):
+                raise DataError(f"--evaluate: {len(data.x)} images but {len(data.y)} labels")
+            return {"accuracy": accuracy(data.y, self.predict_raw(data).argmax(axis=1))}
         if self.preprocessor is None or not isinstance(data, pd.DataFrame):
             raise DataError("--evaluate needs a labelled CSV with the training file's columns")
         if self.preprocessor.label not in data.columns:
