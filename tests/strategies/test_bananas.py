@@ -12,20 +12,6 @@ from tests.strategies import checks
 NAME = "bananas"
 
 
-def test_same_seed_same_proposals() -> None:
-    checks.check_determinism(NAME)
-
-
-def test_resume_with_trials_in_flight() -> None:
-    """The predictor is refitted on load from the same results and seed: proposals continue exactly."""
-    checks.check_resume_with_pending(NAME)
-
-
-def test_failures_and_strangers() -> None:
-    checks.check_failures(NAME)
-    checks.check_ignores_strangers(NAME)
-
-
 def test_mlp_ensemble_option_runs() -> None:
     checks.check_determinism(NAME, predictor="mlp", epochs=30)
 

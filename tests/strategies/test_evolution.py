@@ -8,19 +8,6 @@ from tests.strategies import checks
 NAME = "evolution"
 
 
-def test_same_seed_same_proposals() -> None:
-    checks.check_determinism(NAME)
-
-
-def test_resume_with_trials_in_flight() -> None:
-    checks.check_resume_with_pending(NAME)
-
-
-def test_failures_and_strangers() -> None:
-    checks.check_failures(NAME)
-    checks.check_ignores_strangers(NAME)
-
-
 def test_founders_then_children_and_ageing() -> None:
     strategy = checks.make(NAME, population_size=6, sample_size=3)
     founders = strategy.ask(10)

@@ -9,19 +9,6 @@ from tests.strategies import checks
 NAME = "local"
 
 
-def test_same_seed_same_proposals() -> None:
-    checks.check_determinism(NAME)
-
-
-def test_resume_with_trials_in_flight() -> None:
-    checks.check_resume_with_pending(NAME)
-
-
-def test_failures_and_strangers() -> None:
-    checks.check_failures(NAME)
-    checks.check_ignores_strangers(NAME)
-
-
 def test_climbs_to_a_local_optimum_then_restarts() -> None:
     strategy = checks.make(NAME, initial=3)
     space = registry.create("space", "nb201")

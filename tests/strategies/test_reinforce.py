@@ -36,19 +36,6 @@ def anchors_on(tokens: Sequence[int], space: AnchorSpace) -> int:
     return sum(t for t, d in zip(tokens, space.layout) if d.kind == "anchor")
 
 
-def test_same_seed_same_proposals() -> None:
-    checks.check_determinism(NAME)
-
-
-def test_resume_with_trials_in_flight() -> None:
-    checks.check_resume_with_pending(NAME)
-
-
-def test_failures_and_strangers() -> None:
-    checks.check_failures(NAME)
-    checks.check_ignores_strangers(NAME)
-
-
 def test_masks_and_one_head_per_decision_name() -> None:
     space = AnchorSpace()
     strategy = Reinforce(space, seed=0, batch_size=4)
