@@ -141,6 +141,31 @@ class Study:
                        lambda_min=lambda_min, lambda_max=lambda_max, max_params=max_params, trials=trials,
                        students=students, epochs=epochs)
 
+    # ---- final training (nasforge.final) ------------------------------------------------------------
+    def train(self, trial: int, epochs: int, batch_size: int | None = None, lr: float | None = None,
+              augment: dict[str, Any] | None = None, seed: int | None = None) -> TrialRecord:
+        """Retrain trial `trial`'s architecture from scratch for `epochs` (cosine schedule, no early stopping)
+        and return the new final trial (an identical one already stored is returned as is)."""
+        from nasforge.final import train_final
+
+        row, _ = train_final(self.store, self.info, trial, epochs, batch_size=batch_size, lr=lr, augment=augment,
+                             seed=seed)
+        return row
+
+    def write_replay(self, path: str | Path, trial: int | None = None) -> Path:
+        """Write a replay file (JSON) that retrains a trial (default: the best) exactly; see `train_replay`."""
+        from nasforge.final import write_replay
+
+        return write_replay(self.info, self.trial(trial), path)
+
+
+def train_replay(path: str | Path, study: str | None = None, storage: str | None = None) -> TrialRecord:
+    """Train a replay file and store it as a trial of its study (or `study`); returns that trial."""
+    from nasforge.final import train_replay as _train_replay
+
+    row, _, _ = _train_replay(Store(storage), path, study)
+    return row
+
 
 def load_study(name: str, storage: str | None = None) -> Study:
     return Study(name, storage)

@@ -151,7 +151,49 @@ def cmd_show(args: argparse.Namespace) -> int:
         "started": row.started, "finished": row.finished, "error": row.error, "checkpoint": row.checkpoint,
         "info": row.info, "curve": _curve(curve),
     }
+    if args.replay:
+        from nasforge.final import write_replay
+
+        write_replay(study.info, row, args.replay)
     print(json.dumps(out, indent=2, default=str))
+    if args.replay:
+        print(f"wrote replay file {args.replay} (trial {row.number}); retrain it with "
+              f"`nasforge train --replay {args.replay}`", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
+    from nasforge.final import train_final, train_replay
+    from nasforge.storage.sql import Store
+
+    if args.replay:
+        given = [flag for flag, value in (("--trial", args.trial), ("--epochs", args.epochs),
+                                          ("--batch-size", args.batch_size), ("--lr", args.lr),
+                                          ("--augment", args.augment or None), ("--seed", args.seed))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"--replay trains the file as written: drop {', '.join(given)}")
+        store = Store(args.storage)
+        row, created, info = train_replay(store, args.replay, args.study)
+        study = Study(info.name, store=store)
+    else:
+        missing = [flag for flag, value in (("--study", args.study), ("--trial", args.trial),
+                                            ("--epochs", args.epochs)) if value is None]
+        if missing:
+            raise ConfigError(f"train needs {', '.join(missing)} (or --replay FILE)")
+        study = Study(args.study, args.storage)
+        row, created = train_final(study.store, study.info, args.trial, args.epochs, batch_size=args.batch_size,
+                                   lr=args.lr, augment=dict(args.augment) or None, seed=args.seed)
+    _print_rows(study, [row.number], None)
+    metric = study.info.objective
+    test = metric.replace("valid_", "test_", 1)
+    shown = f"{metric}={row.metrics.get(metric)}" + (f" {test}={row.metrics[test]}" if test in row.metrics else "")
+    if row.state.value != "complete":
+        print(f"trial {row.number} {row.state.value}: {row.error}", file=sys.stderr)
+        return 1
+    print(f"{'stored' if created else 'already stored as'} trial {row.number} ({row.info.get('kind')} of "
+          f"trial {row.info.get('of')}): {shown}")
     return 0
 
 

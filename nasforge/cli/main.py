@@ -104,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--study", required=True)
     sh.add_argument("--trial", type=int, help="trial number (default: the best)")
     _add_storage(sh)
+    sh.add_argument("--replay", metavar="FILE",
+                    help="also write a replay file (JSON) that `nasforge train --replay FILE` retrains exactly")
+
+    tr = sub.add_parser("train", help="retrain a trial's architecture from scratch (final training), or a replay file")
+    tr.add_argument("--study", help="study of the trial (with --replay: the study to store into, default the file's)")
+    tr.add_argument("--trial", type=int, help="trial whose architecture to retrain")
+    tr.add_argument("--epochs", type=int, help="training epochs (cosine schedule over all of them, no early stopping)")
+    _add_storage(tr)
+    tr.add_argument("--batch-size", type=int, help="training batch size (default: the study's)")
+    tr.add_argument("--lr", type=float, help="learning rate (default: the trial's; wins over a searched one)")
+    tr.add_argument("--augment", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                    help="image augmentation: crop_padding=4, flip=true, cutout=16 (repeat the flag)")
+    tr.add_argument("--seed", type=int, help="training seed (default: the original trial's)")
+    tr.add_argument("--replay", metavar="FILE", help="train a replay file written by `nasforge show --replay`")
 
     pr = sub.add_parser("predict", help="predict with a study's trained model or an exported file")
     pr.add_argument("--study", help="study whose trial predicts (or give --model)")

@@ -189,7 +189,8 @@ class TrainEvaluator:
     `{"crop_padding": 4, "flip": true, "cutout": 16}`), `data_fraction` (1.0) with `data_seed` (0),
     `channels_last` (None: measured default for the device) and `compile` (false: torch.compile the
     training forward, which pays only for long trials). `eval_batch_size` (None) defaults to 4096 rows,
-    128 images on the CPU, or 64 parallel streams for a language model.
+    128 images on the CPU, or 64 parallel streams for a language model. `hparams` (None) holds training
+    hyperparameters that win even over the space's own (final training's `--lr` on a space that searches it).
     """
 
     def __init__(self, data: JSONDict | None = None, epochs: int = 10, steps: int | None = None,
@@ -198,7 +199,8 @@ class TrainEvaluator:
                  lr: float | None = None, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False,
                  schedule: str | None = None, lr_decay: float | None = None, grad_clip: float | None = None,
                  augment: JSONDict | None = None, data_fraction: float = 1.0, data_seed: int = 0,
-                 channels_last: bool | None = None, compile: bool = False) -> None:
+                 channels_last: bool | None = None, compile: bool = False,
+                 hparams: JSONDict | None = None) -> None:
         if int(epochs) < 1 or int(batch_size) < 1 or (eval_batch_size is not None and int(eval_batch_size) < 1):
             raise ConfigError("train evaluator: epochs, batch_size and eval_batch_size must be >= 1")
         if steps is not None and int(steps) < 1:
@@ -242,6 +244,7 @@ class TrainEvaluator:
         self.data_seed = data_seed
         self.channels_last = channels_last
         self.compile = compile
+        self.hparams = _check_hparams(hparams)
         self._dataset: Dataset | None = None
         self._prepared: dict[tuple[str, float], _Prepared] = {}
 
@@ -454,6 +457,7 @@ class TrainEvaluator:
                 hp[key] = value
         if hasattr(space, "training_hparams"):
             hp.update({k: v for k, v in space.training_hparams(arch).items() if v is not None})
+        hp.update(self.hparams)
         return hp
 
     @staticmethod
@@ -552,6 +556,25 @@ class TrainEvaluator:
         }
         torch.save(payload, path)
         return path
+
+
+HPARAM_KEYS = ("optimizer", "learning_rate", "lr_decay", "grad_clip", "momentum", "weight_decay", "nesterov")
+
+
+def _check_hparams(value: Any) -> JSONDict:
+    """`hparams` overrides: known keys only, so a typo fails before training rather than being ignored."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"train evaluator: hparams must be an object like {{'learning_rate': 0.01}}, got {value!r}")
+    unknown = sorted(set(value) - set(HPARAM_KEYS))
+    if unknown:
+        raise ConfigError(f"train evaluator: unknown hparams {', '.join(unknown)}; allowed: {', '.join(HPARAM_KEYS)}")
+    if value.get("optimizer") is not None and value["optimizer"] not in OPTIMIZERS:
+        raise ConfigError(f"train evaluator: hparams optimizer must be one of {', '.join(OPTIMIZERS)}")
+    if "learning_rate" in value:
+        _check_number("learning_rate", value["learning_rate"], 0.0, low_open=True)
+    return dict(value)
 
 
 def _class_tensors(split: Split, device: torch.device) -> _Tensors:
