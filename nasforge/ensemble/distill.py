@@ -73,6 +73,7 @@ class DistillEvaluator(TrainEvaluator):
         if loss not in LOSSES:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         self.teacher, self.loss_name, self.temperature, self.lam = teacher, loss, float(temperature), float(lam)
+        self.teacher.eval()
         self._teacher_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,36 +85,15 @@ class DistillEvaluator(TrainEvaluator):
             self._teacher_cache = (x, out)
         return self._teacher_cache[1]
 
-    def _epoch(self, run: _Run, data: _Prepared, batches: list[tuple[int, int]]) -> tuple[float, int]:
+    def _batch_loss(self, run: _Run, data: _Prepared, xb: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if data.task != CLASSIFICATION:
             raise ConfigError("distillation supports classification studies only")
-        model, device = run.model, data.train.x.device
-        x, y = data.train.x, data.train.y
-        stored = None if self.augment is not None else self._teacher_logits(x)
-        self.teacher.eval()
-        model.train()
-        perm = torch.randperm(len(y), generator=run.generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        for s, e in batches:
-            if run.step >= run.total_steps:
-                break
-            idx = perm[s:e]
-            xb = x[idx]
-            if self.augment is not None:
-                xb = self.augment(xb, run.augment_generator)
-            if run.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            if stored is not None:
-                target = stored[idx]
-            else:
-                with torch.no_grad():
-                    target = self.teacher(xb).float()
-            loss = distill_loss(self.loss_name, run.net(xb), target, y[idx], self.temperature, self.lam)
-            self._step(run, loss)
-            loss_sum += loss.detach() * (e - s)
-            seen += e - s
-        return float(loss_sum), seen
+        if self.augment is None:  # the teacher's outputs on the plain rows, computed once
+            target = self._teacher_logits(data.train.x)[idx]
+        else:
+            with torch.no_grad():
+                target = self.teacher(xb).float()
+        return distill_loss(self.loss_name, run.net(xb), target, data.train.y[idx], self.temperature, self.lam)
 
 
 class _Quiet:

@@ -393,7 +393,6 @@ class TrainEvaluator:
         """One shuffled pass over the (sub)set; returns (summed loss, examples seen)."""
         model, device = run.model, data.train.x.device
         model.train()
-        criterion = F.cross_entropy if data.task == CLASSIFICATION else F.mse_loss
         x, y = data.train.x, data.train.y
         perm = torch.randperm(len(y), generator=run.generator).to(device)
         loss_sum = torch.zeros((), device=device)
@@ -407,11 +406,16 @@ class TrainEvaluator:
                 xb = self.augment(xb, run.augment_generator)
             if run.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = criterion(run.net(xb), y[idx])
+            loss = self._batch_loss(run, data, xb, idx)
             self._step(run, loss)
             loss_sum += loss.detach() * (e - s)  # summed on the device: one sync per epoch, not per step
             seen += e - s
         return float(loss_sum), seen
+
+    def _batch_loss(self, run: _Run, data: _Prepared, xb: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Loss of one (augmented) batch of training rows `idx`; distillation changes only this."""
+        criterion = F.cross_entropy if data.task == CLASSIFICATION else F.mse_loss
+        return criterion(run.net(xb), data.train.y[idx])
 
     def _lm_epoch(self, run: _Run, data: _Prepared, bptt: int) -> tuple[float, int]:
         """One pass over the stream in BPTT windows, state carried (and detached) from window to window."""
