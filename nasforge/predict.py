@@ -120,14 +120,9 @@ class Predictor:
         return indices
 
     def prediction_frame(self, data: Any, proba: bool = False) -> pd.DataFrame:
-        out = self.predict_raw(data)
-        if self.task != CLASSIFICATION:
-            return pd.DataFrame({"prediction": out if out.ndim == 1 else list(out)})
-        names = list(self.class_names) or [str(i) for i in range(out.shape[1])]
-        frame = pd.DataFrame({"prediction": np.asarray(names, dtype=object)[out.argmax(axis=1)]})
-        if proba:
-            for i, name in enumerate(names):
-                frame[f"proba_{name}"] = out[:, i]
+        from nasforge.export.runtime import prediction_frame
+
+        frame: pd.DataFrame = prediction_frame(self.predict_raw(data), self.task, self.class_names, proba)
         return frame
 
     def evaluate(self, data: Any) -> dict[str, float]:

@@ -289,17 +289,7 @@ class ShippedModel:
         return np.asarray(self.class_names, dtype=object)[indices] if self.class_names else indices
 
     def prediction_frame(self, data: Any, proba: bool = False) -> Any:
-        import pandas as pd
-
-        out = self.predict_raw(data)
-        if self.task != CLASSIFICATION:
-            return pd.DataFrame({"prediction": out if out.ndim == 1 else list(out)})
-        names = list(self.class_names) or [str(i) for i in range(out.shape[1])]
-        frame = pd.DataFrame({"prediction": np.asarray(names, dtype=object)[out.argmax(axis=1)]})
-        if proba:
-            for i, name in enumerate(names):
-                frame[f"proba_{name}"] = out[:, i]
-        return frame
+        return prediction_frame(self.predict_raw(data), self.task, self.class_names, proba)
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """Accuracy, or rmse and r2, on a labelled table (tabular models)."""
@@ -331,6 +321,20 @@ class ShippedModel:
         total = float(np.sum((target - target.mean()) ** 2))
         r2 = 1.0 - float(np.sum((target - pred) ** 2)) / total if total > 0 else math.nan
         return {"rmse": rmse, "r2": r2}
+
+
+def prediction_frame(out: np.ndarray, task: str, class_names: Sequence[str], proba: bool = False) -> Any:
+    """Model outputs as the `predict` command writes them: a prediction column (and probabilities)."""
+    import pandas as pd
+
+    if task != CLASSIFICATION:
+        return pd.DataFrame({"prediction": out if out.ndim == 1 else list(out)})
+    names = list(class_names) or [str(i) for i in range(out.shape[1])]
+    frame = pd.DataFrame({"prediction": np.asarray(names, dtype=object)[out.argmax(axis=1)]})
+    if proba:
+        for i, name in enumerate(names):
+            frame[f"proba_{name}"] = out[:, i]
+    return frame
 
 
 def read_image_array(path: str | Path) -> np.ndarray:
