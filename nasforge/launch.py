@@ -87,13 +87,20 @@ def build_config(
         raise ConfigError(f"--retries must be 0 or more (got {retries})")
     if trial_timeout is not None and not float(trial_timeout) > 0:
         raise ConfigError(f"--trial-timeout must be a positive number of seconds (got {trial_timeout})")
-    for kind, name in (("space", space), ("strategy", strategy), ("evaluator", evaluator)):
+    strategy_kind = "oneshot" if strategy in registry.ONESHOT else "strategy"
+    if strategy not in registry.ONESHOT and strategy not in registry.STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; choose one of: "
+                          f"{', '.join(sorted([*registry.STRATEGIES, *registry.ONESHOT]))}")
+    for kind, name in (("space", space), (strategy_kind, strategy), ("evaluator", evaluator)):
         registry.resolve(kind, name)
     space_config = dict(space_options or {})
     registry.create("space", space, **space_config)  # fail early on bad space options
     ev_config: dict[str, Any]
     if evaluator == "synthetic":
+        from nasforge.evaluators.synthetic import SyntheticEvaluator
+
         ev_config = dict(evaluator_options or {})
+        _check_options("synthetic", SyntheticEvaluator, ev_config)
         objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name("synthetic", space, strategy)
     elif evaluator == "table":
@@ -103,7 +110,8 @@ def build_config(
 
         ev_config = {"table": str(Path(table).expanduser().resolve()),
                                      "dataset": dataset or "cifar10"}
-        TableEvaluator(**ev_config)  # loads and checks the table now, before any study exists
+        ev_config.update(_extra_options("table", evaluator_options, reserved=("table",)))
+        _check_options("table", TableEvaluator, ev_config)  # loads and checks the table before any study exists
         objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name(table, space, strategy, ev_config["dataset"])
     else:
@@ -122,9 +130,13 @@ def build_config(
         if ev_config["epochs"] is None and ev_config["steps"] is None:
             ev_config["epochs"] = default_epochs(len(dataset_obj.train), int(ev_config["batch_size"]))
         ev_config = {k: v for k, v in ev_config.items() if v is not None}
+        ev_config.update(_extra_options("train", evaluator_options, reserved=("data",)))
         for key in ("epochs", "steps", "batch_size"):
             if ev_config.get(key) is not None and int(ev_config[key]) < 1:
                 raise ConfigError(f"--{key.replace('_', '-')} must be a positive number (got {ev_config[key]})")
+        from nasforge.evaluators.train import TrainEvaluator
+
+        _check_options("train", TrainEvaluator, ev_config)
         if dataset_obj.spec.task == "regression":
             objective, direction = "valid_rmse", "minimize"
         elif dataset_obj.spec.task == "language_model":
@@ -142,7 +154,49 @@ def build_config(
                           backend=str(backend), address=address, trial_cpus=float(trial_cpus),
                           trial_gpus=float(trial_gpus))
     validate_names(config)
+    if strategy_kind == "oneshot":
+        from nasforge.oneshot.study import check_config
+
+        check_config(config)
     return config
+
+
+def _extra_options(evaluator: str, options: dict[str, Any] | None, reserved: tuple[str, ...]) -> dict[str, Any]:
+    """`--evaluator-option` values; keys that the command's own flags set (the data, the table) are refused."""
+    extra = dict(options or {})
+    for key in reserved:
+        if key in extra:
+            raise ConfigError(f"--evaluator-option {key}=...: the {evaluator} evaluator's {key} comes from its own "
+                              f"flag (--{key}), not from an option")
+    return extra
+
+
+def _check_options(evaluator: str, cls: Any, config: dict[str, Any]) -> None:
+    """Build the evaluator once so unknown or bad options fail here, before any study is touched."""
+    import inspect
+
+    known = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {evaluator} evaluator option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    try:
+        cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{evaluator} evaluator: bad option value ({exc})") from None
+
+
+def _run_oneshot(config: SearchConfig, store: Store, study: Any) -> RunSummary:
+    """A weight-sharing search: its search phase and the retrained derived architecture become two trials."""
+    import sys
+    import time
+
+    from nasforge.oneshot.study import run_oneshot
+
+    start = time.perf_counter()
+    rows = run_oneshot(config, store, study, echo=lambda text: print(text, file=sys.stderr, flush=True))
+    complete = sum(r.state.value == "complete" for r in rows)
+    return RunSummary(study=study, finished=len(rows), complete=complete, failed=len(rows) - complete, reused=0,
+                      elapsed=time.perf_counter() - start, new_trials=[r.number for r in rows])
 
 
 def _attach_log(folder: Path) -> logging.Handler:
@@ -176,12 +230,16 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
     from nasforge.execution.local import make_backend
     from nasforge.report.progress import ProgressBar
 
+    if ensemble is not None and config.strategy in registry.ONESHOT:
+        raise ConfigError(f"--ensemble-schedule needs an ask/tell strategy, not the one-shot {config.strategy!r}")
     store = store or Store(config.storage)
     study = open_study(config, store)
     folder = Path(study.artifact_dir) if study.artifact_dir else artifact_dir_for(config, store)
     handler = _attach_log(folder)
     _write_held_out(config, folder)
     try:
+        if config.strategy in registry.ONESHOT:
+            return _run_oneshot(config, store, study)
         already = store.counts(study.id).finished  # a failure that was retried counts once
         backend = make_backend(config.workers, config.trial_timeout, backend=config.backend,
                                address=config.address, trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus)

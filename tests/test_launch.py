@@ -34,7 +34,23 @@ def test_config_from_builtin_data(tmp_path) -> None:
     ({"data": None}, "--data is required"),
     ({"evaluator": "table"}, "needs --table"),
     ({"data": "builtin:wine", "space": "dnn", "space_options": {"bogus": 1}}, "bad options for space"),
+    ({"data": "builtin:wine", "evaluator_options": {"bogus": 1}}, "unknown train evaluator option"),
+    ({"data": "builtin:wine", "evaluator_options": {"data": "x.csv"}}, "comes from its own flag"),
+    ({"data": "builtin:wine", "evaluator_options": {"data_fraction": 2.0}}, "data_fraction"),
+    ({"data": "builtin:wine", "evaluator_options": {"schedule": "linear"}}, "schedule must be one of"),
+    ({"data": "builtin:wine", "evaluator_options": {"eval_batch_size": "many"}}, "bad option value"),
+    ({"evaluator": "synthetic", "evaluator_options": {"bogus": 1}}, "unknown synthetic evaluator option"),
 ])
 def test_bad_options(options, message) -> None:
     with pytest.raises(ConfigError, match=message):
         build_config(trials=2, **options)
+
+
+def test_evaluator_options_reach_the_train_evaluator() -> None:
+    """`--evaluator-option` sets any train evaluator option; a flag's value can be overridden the same way."""
+    cfg = build_config(data="builtin:digits", trials=2, epochs=3,
+                       evaluator_options={"schedule": "cosine", "data_fraction": 0.5, "optimizer": "sgd",
+                                          "augment": {"flip": True}, "epochs": 4})
+    ev = cfg.evaluator_config
+    assert (ev["schedule"], ev["data_fraction"], ev["optimizer"], ev["augment"], ev["epochs"]) == (
+        "cosine", 0.5, "sgd", {"flip": True}, 4)
