@@ -1,9 +1,12 @@
 """Images per second of the train evaluator's loop against a plain eager PyTorch loop, in one run.
 
-The plain loop is what most training code looks like: a DataLoader over a TensorDataset (default
-settings: shuffle, no workers), the same small CNN, optimizer and batch size, evaluation with a
-DataLoader of the same batch size under `torch.no_grad`. Variants run interleaved, repeat by repeat,
-and the medians are compared, so a change of machine load hits every variant alike.
+The evaluator's defaults: data kept as tensors (no DataLoader), channels-last image batches, fused
+optimizer kernels, bfloat16 autocast where the CPU computes bf16 natively (`precision="auto"`),
+inference-mode scoring. The plain loop is what most training code looks like: a
+DataLoader over a TensorDataset (default settings: shuffle, no workers), the same small CNN,
+optimizer and batch size, evaluation with a DataLoader of the same batch size under `torch.no_grad`.
+Variants run interleaved, repeat by repeat, and the medians are compared, so a change of machine load
+hits every variant alike.
 
 Two modes: `train` (a 256-image validation split and no test split: the training loop itself) and
 `trial` (the real validation split every epoch and the test split at the end: a search trial).
@@ -38,7 +41,9 @@ sys.path.insert(0, str(ROOT))
 from nasforge.core.types import Architecture, TrialSpec  # noqa: E402
 from nasforge.data.base import Dataset, DataSpec, Split  # noqa: E402
 from nasforge.data.loader import data_config, load_dataset  # noqa: E402
-from nasforge.evaluators.train import TrainEvaluator  # noqa: E402
+from nasforge.evaluators.train import TrainEvaluator, resolve_precision  # noqa: E402
+
+DEFAULT_PRECISION = resolve_precision("auto", torch.device("cpu"))
 
 
 def small_cnn(spec: DataSpec) -> nn.Module:
@@ -155,9 +160,12 @@ def main() -> None:
     data = datasets(Path(args.data_root), args.fm_train)
     variants: dict[str, Callable[[Dataset, int], float]] = {
         "plain DataLoader loop": lambda d, seed: plain_loop(d, args.epochs, args.batch_size, seed),
-        "evaluator (default: channels_last)": lambda d, seed: evaluator_loop(d, args.epochs, args.batch_size, seed),
-        "evaluator channels_last=false": lambda d, seed: evaluator_loop(d, args.epochs, args.batch_size, seed,
-                                                                        channels_last=False),
+        f"evaluator (defaults: channels_last, precision=auto -> {DEFAULT_PRECISION})":
+            lambda d, seed: evaluator_loop(d, args.epochs, args.batch_size, seed),
+        "evaluator precision=fp32": lambda d, seed: evaluator_loop(d, args.epochs, args.batch_size, seed,
+                                                                   precision="fp32"),
+        "evaluator precision=fp32 channels_last=false": lambda d, seed: evaluator_loop(
+            d, args.epochs, args.batch_size, seed, precision="fp32", channels_last=False),
     }
     default_threads = torch.get_num_threads()
     rows: list[dict[str, Any]] = []

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-file", help="test file the search never sees; reported only")
     s.add_argument("--test-fraction", type=float, help="held-out test fraction (default 0)")
     s.add_argument("--space", help="search space (default dnn)")
-    s.add_argument("--strategy", help="search strategy (default model_search)")
+    s.add_argument("--strategy", help="search strategy (default model_search); darts, enas and smash are one-shot "
+                                      "(weight-sharing) searches whose derived architecture is then retrained")
     s.add_argument("--evaluator", help="train (default) or table (benchmark lookup)")
     s.add_argument("--table", help="benchmark table CSV for --evaluator table")
     s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
@@ -81,9 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu (default), cuda or auto")
     s.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
     s.add_argument("--strategy-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
+    s.add_argument("--order", type=int, choices=[1, 2],
+                   help="DARTS: first- or second-order architecture gradient (same as --strategy-option order=N)")
     s.add_argument("--evaluator-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
-                   help="options of the synthetic evaluator (sleep, fail_every, nan_every, oom_every, "
-                        "hang_every, hang, crash_every)")
+                   help="evaluator options, e.g. for train: optimizer, lr, schedule=cosine, data_fraction, "
+                        "augment={flip: true}, precision=bf16, weight_decay (docs/evaluators.md); synthetic: "
+                        "sleep, fail_every, nan_every, oom_every, hang_every, hang, crash_every")
     s.add_argument("--ensemble-schedule", choices=["nonadaptive", "adaptive", "intermixed"],
                    help="add Model Search's ensemble trials during the search (docs/ensembles.md)")
     s.add_argument("--ensemble-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],

@@ -121,6 +121,39 @@ def test_channels_last_and_checkpoint(digits: Dataset, tmp_path: Path) -> None:
     assert all(t.is_contiguous() for t in payload["state_dict"].values())
 
 
+def test_bf16_precision_trains_and_is_seeded(digits: Dataset) -> None:
+    """bfloat16 autocast is a speed option: it still learns, stays seeded and leaves float32 weights."""
+    ev = TrainEvaluator.from_dataset(digits, epochs=6, batch_size=32, lr=0.01, patience=None, precision="bf16")
+    a, _ = run(ev, seed=2)
+    b, _ = run(ev, seed=2)
+    assert _without_time(a.metrics) == _without_time(b.metrics)
+    assert a.metrics["valid_accuracy"] > 0.8
+    fp32, _ = run(TrainEvaluator.from_dataset(digits, epochs=6, batch_size=32, lr=0.01, patience=None,
+                                              precision="fp32"), seed=2)
+    assert a.metrics["valid_loss"] != fp32.metrics["valid_loss"]  # the forward really ran in bfloat16
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasforge.evaluators import train
+
+    cpu = torch.device("cpu")
+    assert train.resolve_precision("fp32", cpu) == "fp32" and train.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(train, "native_bf16", lambda device: True)
+    assert train.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    assert train.resolve_precision("auto", cpu) == "fp32"
+
+
+def test_optimizers_use_fused_kernels() -> None:
+    from nasforge.evaluators.train import make_optimizer
+
+    params = list(nn.Linear(3, 2).parameters())
+    for name in ("adam", "adamw", "sgd"):
+        optimizer = make_optimizer(params, {"optimizer": name, "learning_rate": 0.1})
+        assert optimizer.defaults["fused"] is True, name
+    assert not make_optimizer(params, {"optimizer": "rmsprop", "learning_rate": 0.1}).defaults.get("fused")
+
+
 def test_data_fraction_budget(digits: Dataset) -> None:
     ev = TrainEvaluator.from_dataset(digits, epochs=1, batch_size=64)
     full, _ = run(ev)
@@ -156,6 +189,7 @@ def test_cosine_schedule_and_sgd_options(digits: Dataset) -> None:
     ({"data_fraction": 0}, "data_fraction must be a number > 0"),
     ({"momentum": 0.0, "nesterov": True}, "nesterov needs momentum"),
     ({"augment": {"flip": "yes"}}, "flip must be true or false"),
+    ({"precision": "fp16"}, "precision must be one of"),
 ])
 def test_bad_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
