@@ -14,6 +14,8 @@ from nasforge.core.errors import ConfigError
 from nasforge.runner import Runner, RunSummary, artifact_dir_for, open_study, validate_names
 from nasforge.storage.sql import Store
 
+# Spaces whose networks read images (C, H, W): image builtins are handed to them as images.
+IMAGE_SPACES = ("cnn", "nb201", "chain_cnn", "metaqnn", "nasnet", "darts", "enas_macro")
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": None, "steps": None, "batch_size": 128, "patience": 5, "device": "cpu"}
 MIN_DEFAULT_STEPS = 4000  # small tables need many epochs, large ones few: budget the default in steps
 EPOCH_RANGE = (10, 100)
@@ -121,7 +123,7 @@ def build_config(
 
         dconf = data_config(data, label=label, task=task, header=header, sep=sep, valid_file=valid_file,
                             valid_fraction=valid_fraction, test_file=test_file, test_fraction=test_fraction,
-                            seed=seed)
+                            seed=seed, as_images=_builtin_images(data, space))
         dataset_obj = load_dataset(dconf)
         ev_config = {"data": dconf}
         for key, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size),
@@ -159,6 +161,16 @@ def build_config(
 
         check_config(config)
     return config
+
+
+def _builtin_images(data: str, space: str) -> bool | None:
+    """`builtin:digits` goes to a convolutional space as 8x8 images, to the others as 64 features."""
+    from nasforge.data.builtin import IMAGE_BUILTINS, PREFIX
+
+    name = str(data).strip()
+    if name.startswith(PREFIX) and name[len(PREFIX):] in IMAGE_BUILTINS and space in IMAGE_SPACES:
+        return True
+    return None
 
 
 def _extra_options(evaluator: str, options: dict[str, Any] | None, reserved: tuple[str, ...]) -> dict[str, Any]:

@@ -535,6 +535,7 @@ class Runner:
 
 
 def validate_names(config: SearchConfig) -> None:
-    for kind, name in (("space", config.space), ("strategy", config.strategy), ("evaluator", config.evaluator)):
+    strategy_kind = "oneshot" if config.strategy in registry.ONESHOT else "strategy"
+    for kind, name in (("space", config.space), (strategy_kind, config.strategy), ("evaluator", config.evaluator)):
         if name not in registry.available(kind):
             raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(registry.available(kind))}")

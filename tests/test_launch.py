@@ -54,3 +54,8 @@ def test_evaluator_options_reach_the_train_evaluator() -> None:
     ev = cfg.evaluator_config
     assert (ev["schedule"], ev["data_fraction"], ev["optimizer"], ev["augment"], ev["epochs"]) == (
         "cosine", 0.5, "sgd", {"flip": True}, 4)
+
+
+def test_digits_go_to_image_spaces_as_images() -> None:
+    assert build_config(data="builtin:digits", space="nb201", trials=1).evaluator_config["data"]["as_images"] is True
+    assert "as_images" not in build_config(data="builtin:digits", space="dnn", trials=1).evaluator_config["data"]

@@ -61,6 +61,10 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
     space_options.update(dict(args.space_option))
     strategy_options = dict(options.pop("strategy_options", None) or {})
     strategy_options.update(dict(args.strategy_option))
+    if getattr(args, "order", None) is not None:
+        if options.get("strategy") != "darts":
+            raise ConfigError("--order is DARTS's option: use it with --strategy darts")
+        strategy_options["order"] = args.order
     evaluator_options = dict(options.pop("evaluator_options", None) or {})
     evaluator_options.update(dict(args.evaluator_option))
     if evaluator_options:

@@ -29,12 +29,19 @@ STRATEGIES: dict[str, str] = {
     "local": "nasforge.strategies.local_search:LocalSearch",
     "bananas": "nasforge.strategies.bananas:Bananas",
 }
+# One-shot methods (weight sharing): selected with --strategy like the ask/tell strategies, run by
+# nasforge.oneshot.study instead of the runner.
+ONESHOT: dict[str, str] = {
+    "darts": "nasforge.oneshot.darts:DARTS",
+    "enas": "nasforge.oneshot.enas:ENAS",
+    "smash": "nasforge.oneshot.smash:SMASH",
+}
 EVALUATORS: dict[str, str] = {
     "train": "nasforge.evaluators.train:TrainEvaluator",
     "table": "nasforge.evaluators.table:TableEvaluator",
     "synthetic": "nasforge.evaluators.synthetic:SyntheticEvaluator",
 }
-_KINDS = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS}
+_KINDS = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS, "oneshot": ONESHOT}
 
 
 def available(kind: str) -> list[str]:

@@ -66,9 +66,9 @@ IMAGE_EVAL_BATCH_CPU = 128
 # tiny networks of a few ms per step lose (up to 25%), to the layout conversions.
 CHANNELS_LAST_ON_CPU = True
 # "bf16": training forward passes and losses under bfloat16 autocast (weights, gradients, optimizer state
-# and all scoring stay float32): 1.5-1.7x faster steps than float32 on a CPU with AVX512-BF16 (bench/results/train_speed.md).
-# "auto" (the default) picks it where the hardware computes in bfloat16 natively (AVX512-BF16 or AMX CPUs,
-# GPUs with bf16), else float32; a search only ranks candidates, and ranking survives the rounding.
+# and all scoring stay float32): 1.4-1.6x faster steps than float32 on a CPU with AVX512-BF16
+# (bench/results/train_speed.md). "auto" (the default) picks it where the hardware computes bfloat16
+# natively (AVX512-BF16 or AMX CPUs, GPUs with bf16), else float32 (emulated bf16 would be slower).
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
