@@ -4,7 +4,7 @@ Runs the two CLI commands through subprocess (nothing else of nasforge is import
 reads the results back with `nasforge trials` / `nasforge show` (JSON), and writes
 bench/results/fashion_mnist.{md,csv}.
 
-    # the recorded run (bench/results/fashion_mnist.md):
+    # the recorded run (bench/results/fashion_mnist.md; earlier runs: fashion_mnist_first_runs.md):
     python bench/fashion_mnist.py --trials 30 --steps 250 --trial-timeout 75 --final-budget-min 27 \
         --space-option 'blocks=["conv_3x3_32","conv_3x3_64","conv_5x5_32","res_conv_32","res_conv_64",
                                 "downsample_conv_64","downsample_conv_128","max_pool_3x3"]' \

@@ -145,6 +145,23 @@ class TreeCell(RecurrentCell):
         return h, (h, memory)
 
 
+class LSTMCell(RecurrentCell):
+    """The hand-designed baseline the seed papers compare their cells against, behind the same interface."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.lstm = nn.LSTMCell(input_size, hidden_size)
+
+    def init_state(self, batch: int, like: torch.Tensor) -> State:
+        zeros = like.new_zeros(batch, self.hidden_size)
+        return (zeros, zeros)
+
+    def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h, c = self.lstm(x, (state[0], state[1]))
+        return h, (h, c)
+
+
 class LanguageModel(nn.Module):
     """Embedding, the cell unrolled over time, a decoder (optionally tied to the embedding).
 

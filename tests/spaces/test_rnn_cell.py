@@ -13,7 +13,7 @@ from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture
 from nasforge.data.base import DataSpec
 from nasforge.models.flops import count_flops
-from nasforge.models.rnn import DAGCell, LanguageModel, TreeCell, TreeNode
+from nasforge.models.rnn import DAGCell, LanguageModel, LSTMCell, TreeCell, TreeNode
 from nasforge.spaces.rnn_cell import ACTIVATIONS, RNNCellSpace
 
 VOCAB = 13
@@ -114,3 +114,15 @@ def test_tree_cell_memory_and_inject() -> None:
     out, (_, c_new) = cell(x, (h, c))
     torch.testing.assert_close(out, torch.sigmoid(a0 * torch.relu(pre1)))
     torch.testing.assert_close(c_new, pre1)
+
+
+def test_lstm_baseline_cell_carries_state() -> None:
+    """The LSTM baseline runs behind the same LanguageModel interface as the searched cells."""
+    torch.manual_seed(0)
+    model = LanguageModel(LSTMCell(16, 16), vocab_size=30, embedding_size=16, tie_weights=True)
+    ids = torch.randint(0, 30, (3, 5))
+    logits, state = model.run(ids)
+    assert logits.shape == (3, 5, 30) and len(state) == 2 and state[1].shape == (3, 16)
+    whole = model(torch.cat([ids, ids], dim=1))
+    again, _ = model.run(ids, state)
+    assert torch.allclose(whole[:, 5:], again, atol=1e-6)  # state carried across windows
