@@ -20,6 +20,7 @@ from typing import Any
 
 from nasforge.config import IDENTITY_FIELDS, SearchConfig
 from nasforge.core.errors import ConfigError, UserError
+from nasforge.core.protocols import Reporter
 from nasforge.core.types import JSONDict, Result, TrialSpec, TrialState, canonical_json
 from nasforge.storage.sql import NewTrial, Store, StudyInfo, TrialRow
 
@@ -91,7 +92,8 @@ def recipe_of(info: StudyInfo, row: TrialRow) -> Recipe:
                   budget=dict(row.budget), seed=int(row.seed), objective=info.objective, direction=info.direction)
 
 
-def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial) -> tuple[TrialRow, bool]:
+def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial,
+           reporter: Reporter | None = None) -> tuple[TrialRow, bool]:
     """Train `recipe` in a staging folder and insert it finished; an existing complete trial with the same
     key is returned instead (False: nothing trained)."""
     from nasforge.execution.worker import run_trial
@@ -108,7 +110,7 @@ def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial) -> tupl
                      space_config=recipe.space_config, evaluator=recipe.evaluator,
                      evaluator_config=recipe.evaluator_config, budget=recipe.budget, objective=recipe.objective,
                      direction=recipe.direction, workdir=str(staging), threads=0)
-    result = run_trial(spec)
+    result = run_trial(spec, reporter)
 
     def finish(number: int) -> Result:
         target = folder / str(number)
@@ -151,7 +153,7 @@ def final_options(epochs: int, batch_size: int | None = None, lr: float | None =
 
 def train_final(store: Store, info: StudyInfo, trial: int, epochs: int, *, batch_size: int | None = None,
                 lr: float | None = None, augment: JSONDict | None = None,
-                seed: int | None = None) -> tuple[TrialRow, bool]:
+                seed: int | None = None, reporter: Reporter | None = None) -> tuple[TrialRow, bool]:
     """Retrain trial `trial`'s architecture from scratch for `epochs` (cosine, no early stopping) and store it
     as a final trial. The seed defaults to the original trial's. Returns (trial, whether it was trained now)."""
     from nasforge.evaluators.train import TrainEvaluator
@@ -179,7 +181,7 @@ def train_final(store: Store, info: StudyInfo, trial: int, epochs: int, *, batch
                        "batch_size": int(config.get("batch_size", 128)), "lr": lr, "augment": options.get("augment"),
                        "schedule": "cosine",
                        "evaluator_config": {k: v for k, v in config.items() if k != "data"}}
-    return _train(store, info, recipe, NewTrial(key=key, arch=row.arch, parent=row.number, info=extra))
+    return _train(store, info, recipe, NewTrial(key=key, arch=row.arch, parent=row.number, info=extra), reporter)
 
 
 # ---- replay files ----------------------------------------------------------------------------------
@@ -290,7 +292,8 @@ def _study_for(store: Store, path: str | Path, block: JSONDict, recipe: Recipe, 
     return info
 
 
-def train_replay(store: Store, path: str | Path, study: str | None = None) -> tuple[TrialRow, bool, StudyInfo]:
+def train_replay(store: Store, path: str | Path, study: str | None = None,
+                 reporter: Reporter | None = None) -> tuple[TrialRow, bool, StudyInfo]:
     """Train a replay file and store it as a `replay` trial. Returns (trial, trained now, study)."""
     block, recipe, number = read_replay(path)
     _check_recipe(path, recipe)
@@ -305,7 +308,7 @@ def train_replay(store: Store, path: str | Path, study: str | None = None) -> tu
         extra["budget"] = recipe.budget
     new = NewTrial(key=f"replay:{recipe.digest()}", arch=recipe.arch,
                    parent=source["trial"] if same_study else None, budget=recipe.budget, info=extra)
-    row, created = _train(store, info, recipe, new)
+    row, created = _train(store, info, recipe, new, reporter)
     return row, created, info
 
 

@@ -43,7 +43,9 @@ def test_final_trial_is_stored_linked_and_usable(searched: dict[str, str], capsy
     capsys.readouterr()
     assert main(["train", "--study", "iris", "--trial", "0", "--epochs", "2", "--seed", "3", "--batch-size", "32",
                  "--lr", "0.01", "--storage", storage]) == 0
-    assert "stored trial" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "stored trial" in printed.out
+    assert "epoch 1/2: train_loss" in printed.err and "epoch 2/2:" in printed.err  # progress while it trains
     study = _study(searched)
     new = [t for t in study.trials if t.number not in before]
     assert len(new) == 1

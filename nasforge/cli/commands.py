@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(f"--replay trains the file as written: drop {', '.join(given)}")
         store = Store(args.storage)
-        row, created, info = train_replay(store, args.replay, args.study)
+        row, created, info = train_replay(store, args.replay, args.study, reporter=EpochLines())
         study = Study(info.name, store=store)
     else:
         missing = [flag for flag, value in (("--study", args.study), ("--trial", args.trial),
@@ -188,7 +189,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"train needs {', '.join(missing)} (or --replay FILE)")
         study = Study(args.study, args.storage)
         row, created = train_final(study.store, study.info, args.trial, args.epochs, batch_size=args.batch_size,
-                                   lr=args.lr, augment=dict(args.augment) or None, seed=args.seed)
+                                   lr=args.lr, augment=dict(args.augment) or None, seed=args.seed,
+                                   reporter=EpochLines(args.epochs))
     _print_rows(study, [row.number], None)
     metric = study.info.objective
     test = metric.replace("valid_", "test_", 1)
@@ -199,6 +201,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{'stored' if created else 'already stored as'} trial {row.number} ({row.info.get('kind')} of "
           f"trial {row.info.get('of')}): {shown}")
     return 0
+
+
+class EpochLines:
+    """One line per finished epoch on stderr, so a long final training shows where it is."""
+
+    SHOWN = ("train_loss", "valid_loss", "valid_accuracy", "valid_perplexity", "valid_rmse", "lr")
+
+    def __init__(self, epochs: int | None = None) -> None:
+        self.epochs = epochs
+        self.start = time.perf_counter()
+
+    def report(self, step: int, metrics: dict[str, float]) -> None:
+        of = f"/{self.epochs}" if self.epochs else ""
+        shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in self.SHOWN if k in metrics)
+        print(f"epoch {step}{of}: {shown} ({time.perf_counter() - self.start:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _safe_summary(study: Any, arch: dict[str, Any]) -> str:

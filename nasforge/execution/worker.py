@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from nasforge.core import registry
+from nasforge.core.protocols import Reporter
 from nasforge.core.types import Result, TrialSpec, TrialState, canonical_json
 
 
@@ -63,8 +64,10 @@ def prepare(spec: TrialSpec) -> None:
         return
 
 
-def run_trial(spec: TrialSpec) -> Result:
-    """Never raises: an exception, or a non-finite objective, becomes a failed result with its reason."""
+def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> Result:
+    """Never raises: an exception, or a non-finite objective, becomes a failed result with its reason.
+
+    `reporter` hears each epoch's metrics (a command that trains in the foreground shows them)."""
     start = time.perf_counter()
     if spec.threads > 0:
         import torch
@@ -75,7 +78,7 @@ def run_trial(spec: TrialSpec) -> Result:
         space = _space(spec.space, canonical_json(spec.space_config))
         evaluator = _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
         arch = space.from_json(spec.arch)
-        result: Result = evaluator.evaluate(arch, spec, _NullReporter())
+        result: Result = evaluator.evaluate(arch, spec, reporter or _NullReporter())
     except Exception as exc:  # a trial must never take the search down
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return Result(TrialState.FAILED, error=f"{failure_kind(exc)}: {detail}", duration=time.perf_counter() - start,

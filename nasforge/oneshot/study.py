@@ -85,7 +85,7 @@ def run_oneshot(config: SearchConfig, store: Store, study: StudyInfo, echo: Any 
         searched = _store_search(store, study, config, space, key, found_arch, curve, time.perf_counter() - start)
         echo(f"one-shot search done in {time.perf_counter() - start:.0f} s: trial {searched.number}, "
              f"derived {_summary(space, searched.arch)}")
-    retrained = _retrain(store, study, config, space, searched)
+    retrained = _retrain(store, study, config, space, searched, echo)
     return [searched, retrained]
 
 
@@ -102,7 +102,8 @@ def _store_search(store: Store, study: StudyInfo, config: SearchConfig, space: A
                                     seed=config.seed, finish=lambda number: result)
 
 
-def _retrain(store: Store, study: StudyInfo, config: SearchConfig, space: Any, searched: TrialRow) -> TrialRow:
+def _retrain(store: Store, study: StudyInfo, config: SearchConfig, space: Any, searched: TrialRow,
+             echo: Any) -> TrialRow:
     """The derived architecture trained from scratch with the study's evaluator: an ordinary trial."""
     from nasforge.final import Recipe, _train
 
@@ -112,8 +113,17 @@ def _retrain(store: Store, study: StudyInfo, config: SearchConfig, space: Any, s
                     seed=config.seed, objective=config.objective, direction=config.direction)
     new = NewTrial(key=space.key(arch), arch=searched.arch, parent=searched.number,
                    info={"kind": RETRAIN, "of": searched.number, "method": config.strategy})
-    row, _ = _train(store, study, recipe, new)  # a failure is stored like any trial's and counted by the caller
+    row, _ = _train(store, study, recipe, new, _EchoEpochs(echo))  # a failure is stored and counted by the caller
     return row
+
+
+class _EchoEpochs:
+    def __init__(self, echo: Any) -> None:
+        self.echo = echo
+
+    def report(self, step: int, metrics: dict[str, float]) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith(("train_loss", "valid_")))
+        self.echo(f"retrain epoch {step}: {shown}")
 
 
 def _prefixed(name: str) -> str:
