@@ -27,7 +27,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from cli_runs import now, run_logged  # noqa: E402
 
 
 @dataclass
@@ -81,21 +83,6 @@ def experiments(trials: int) -> list[Experiment]:
                    notes="8-node DAG cell, embedding = hidden = 64; 2 epochs over the first 10% of the PTB "
                          "training stream, SGD lr 20 (the papers' setting), bptt 35"),
     ]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def run_logged(cmd: list[str], log: Path) -> float:
-    """Run a command with its output in `log`; seconds of wall time; exit on failure."""
-    print("$ " + " ".join(cmd), flush=True)
-    start = time.perf_counter()
-    with open(log, "w") as fh:
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        raise SystemExit(f"command failed ({rc}); see {log}")
-    return time.perf_counter() - start
 
 
 def lstm_baseline(study: str, storage: str) -> dict[str, float]:

@@ -123,12 +123,12 @@ def make_optimizer(params: list[nn.Parameter], hp: JSONDict) -> torch.optim.Opti
     raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
 
-def _detach(state: Any) -> Any:
+def detach_state(state: Any) -> Any:
     """A recurrent state (a tensor, or tuples/lists of them) cut from the graph of the last window."""
     if isinstance(state, torch.Tensor):
         return state.detach()
     if isinstance(state, tuple | list):
-        return type(state)(_detach(s) for s in state)
+        return type(state)(detach_state(s) for s in state)
     return state
 
 
@@ -460,7 +460,7 @@ class TrainEvaluator:
                 logits, state = lm_forward(run.net, x[:, s:e], state)
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
             self._step(run, loss)
-            state = _detach(state)
+            state = detach_state(state)
             loss_sum += loss.detach() * target.numel()
             seen += target.numel()
         return float(loss_sum), seen

@@ -32,6 +32,7 @@ from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, JSONDict
 from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, Dataset, stratified_order
 from nasforge.data.text import batchify, bptt_windows
+from nasforge.evaluators.train import detach_state
 from nasforge.oneshot.base import OneShotResult, ProgressFn
 
 LossFn = Callable[[], torch.Tensor]
@@ -243,7 +244,7 @@ class LanguageModelTask:
 
     def loss(self, net: nn.Module, batch: Batch) -> torch.Tensor:
         logits, state = net.run(batch.inputs, batch.state)  # type: ignore[operator]
-        batch.state_out = _detach(state)
+        batch.state_out = detach_state(state)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
 
     def advance(self, batch: Batch) -> None:
@@ -257,14 +258,6 @@ class LanguageModelTask:
         loss = lm_loss(model, self.valid_x, self.valid_y, self.bptt)
         net.train()
         return {"valid_perplexity": math.exp(min(loss, 50.0)), "valid_loss": loss}
-
-
-def _detach(state: Any) -> Any:
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, tuple | list):
-        return type(state)(_detach(s) for s in state)
-    return state
 
 
 # ---- the search ----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -16,14 +15,7 @@ from nasforge.spaces.enas_macro import ENAS_OPS
 from nasforge.spaces.nasnet import NASNET_OPS
 from nasforge.spaces.nb201 import OPS as NB201_OPS
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny ops run faster on one thread, and far faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops: threads only add overhead
 
 
 def test_every_space_vocabulary_is_in_the_one_table() -> None:

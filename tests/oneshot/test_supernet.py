@@ -33,12 +33,7 @@ from nasforge.spaces.nb201 import NB201Space
 SPEC = DataSpec("classification", (1, 8, 8), 10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def small(space_name: str) -> tuple[Any, Supernet]:

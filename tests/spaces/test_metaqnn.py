@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -13,13 +12,7 @@ from nasforge.core.errors import ConfigError
 from nasforge.data.base import DataSpec
 from nasforge.spaces.metaqnn import GAP, LAYER_STATES, SOFTMAX, MetaQNNSpace
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def kind(name: str) -> str:

@@ -1,0 +1,23 @@
+"""What the bench scripts that drive the `nasforge` CLI share: timestamps and logged subprocess runs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def run_logged(cmd: list[str], log: Path) -> float:
+    """Run a command with its output in `log`; seconds of wall time; exit on failure, naming the log."""
+    print("$ " + " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    with open(log, "w") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise SystemExit(f"command failed ({rc}); see {log}")
+    return time.perf_counter() - start

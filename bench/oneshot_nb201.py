@@ -1,0 +1,166 @@
+"""ENAS, DARTS (first and second order) and SMASH on the CIFAR-10 subset with the nb201 space, through the CLI.
+
+    python bench/oneshot_nb201.py                          # writes bench/results/oneshot_nb201.{md,csv}
+    python bench/oneshot_nb201.py --methods darts1,smash --random 0
+
+Each method is one `nasforge search --strategy M` (its search phase, then the derived cell retrained
+by the study's evaluator with `--epochs E`). The derived cell is looked up in a NAS-Bench-201 table
+(`nb201_12epoch.csv`, cifar10 columns: the cell's accuracy when trained fully on real CIFAR-10), and its
+search time and peak memory are read from the stored one-shot trial. `--random N` adds a `random`
+study of N cells trained with the same evaluator budget: the median a derived cell should beat.
+Budgets are CPU-sized: they show each method end to end, not the papers' numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from cli_runs import now, run_logged  # noqa: E402
+
+METHODS: dict[str, list[str]] = {
+    "enas": ["--strategy", "enas"],
+    "darts1": ["--strategy", "darts", "--order", "1"],
+    "darts2": ["--strategy", "darts", "--order", "2"],
+    "smash": ["--strategy", "smash"],
+}
+
+
+def table_row(arch_str: str, table: Path) -> dict[str, float]:
+    from nasforge.evaluators.table import TableEvaluator
+
+    try:
+        return TableEvaluator(str(table), dataset="cifar10").lookup(arch_str)
+    except Exception as exc:  # a dead cell may be missing from a table; the row says so
+        print(f"table lookup failed for {arch_str}: {exc}", file=sys.stderr)
+        return {}
+
+
+def trials_of(study: str, storage: str) -> list[dict[str, Any]]:
+    from nasforge.api import Study
+
+    s = Study(study, storage)
+    space = s.space
+    rows = []
+    for t in s.trials:
+        rows.append({"number": t.number, "state": t.state.value, "kind": (t.info or {}).get("kind"),
+                     "arch_str": space.to_string(space.from_json(t.arch)), "metrics": t.metrics,
+                     "duration": t.duration})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DATA / "cifar10_small" / "cifar10_jpeg_q75_small_5k_1k.npz"))
+    p.add_argument("--table", default=str(DATA / "nasbench201" / "nb201_12epoch.csv"))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--search-epochs", type=int, default=3, help="epochs of each method's search phase")
+    p.add_argument("--epochs", type=int, default=4, help="epochs of every retraining (derived and random cells)")
+    p.add_argument("--random", type=int, default=10, help="random cells trained with the same budget (0: none)")
+    p.add_argument("--space-option", action="append", default=["cells_per_stage=1", "channels=16"])
+    p.add_argument("--work", default="/tmp/nasforge_oneshot_nb201")
+    p.add_argument("--out", default=str(OUT / "oneshot_nb201"))
+    args = p.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{work / 'nasforge.db'}"
+    stamp = f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
+    common = ["--data", args.data, "--space", "nb201", "--epochs", str(args.epochs), "--storage", storage,
+              "--no-progress", "--retries", "0"]
+    for opt in args.space_option:
+        common += ["--space-option", opt]
+
+    rows: list[dict[str, Any]] = []
+    commands: list[str] = []
+    for name in args.methods.split(","):
+        if name not in METHODS:
+            raise SystemExit(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        study = f"oneshot-{name}-{stamp}"
+        cmd = ["nasforge", "search", *common, *METHODS[name], "--strategy-option", f"epochs={args.search_epochs}",
+               "--study", study]
+        wall = run_logged(cmd, work / f"{name}.log")
+        commands.append(" ".join(cmd))
+        trials = trials_of(study, storage)
+        searched = next(t for t in trials if t["kind"] == "oneshot")
+        retrained = next(t for t in trials if t["kind"] == "retrain")
+        looked = table_row(searched["arch_str"], Path(args.table))
+        rows.append({"method": name, "derived": searched["arch_str"],
+                     "search_s": round(searched["metrics"].get("search_seconds", 0.0), 1),
+                     "peak_memory_mb": round(searched["metrics"].get("peak_memory_mb", 0.0), 1),
+                     "oneshot_valid": searched["metrics"].get("oneshot_valid_accuracy"),
+                     "table_valid": looked.get("valid_accuracy"), "table_test": looked.get("test_accuracy"),
+                     "retrained_valid": retrained["metrics"].get("valid_accuracy"),
+                     "retrained_test": retrained["metrics"].get("test_accuracy"), "wall_s": round(wall, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+
+    random_summary: dict[str, Any] = {}
+    if args.random:
+        study = f"oneshot-random-{stamp}"
+        cmd = ["nasforge", "search", *common, "--strategy", "random", "--trials", str(args.random), "--workers", "1",
+               "--study", study]
+        wall = run_logged(cmd, work / "random.log")
+        commands.append(" ".join(cmd))
+        done = [t for t in trials_of(study, storage) if t["state"] == "complete"]
+        valid = [float(t["metrics"]["valid_accuracy"]) for t in done]
+        tables = [table_row(t["arch_str"], Path(args.table)).get("test_accuracy") for t in done]
+        random_summary = {"trials": len(done), "median_valid": statistics.median(valid) if valid else None,
+                          "median_table_test": statistics.median([v for v in tables if v is not None])
+                          if any(v is not None for v in tables) else None, "wall_s": round(wall, 1)}
+    write(rows, random_summary, commands, args)
+
+
+def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: list[str],
+          args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if rows:
+        with open(out.with_suffix(".csv"), "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    median = random_summary.get("median_valid")
+    lines = ["# One-shot methods on the CIFAR-10 subset, nb201 space", "",
+             f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU, "
+             f"Python {platform.python_version()}; finished {now()}",
+             "- command: `" + " ".join(["python", "bench/oneshot_nb201.py", *sys.argv[1:]]) + "`",
+             f"- search phase: {args.search_epochs} epochs; every retraining (derived and random cells): "
+             f"{args.epochs} epochs with the study's evaluator; space options {', '.join(args.space_option)}",
+             "- table: NAS-Bench-201 `nb201_12epoch.csv`, cifar10 columns (the derived cell trained on real "
+             "CIFAR-10 by the benchmark's authors)", "",
+             "| method | derived cell | search time | peak memory | one-shot valid | table valid | table test | "
+             "retrained valid | retrained test | beats random median |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        beats = "-" if median is None or r["retrained_valid"] is None else (
+            "yes" if r["retrained_valid"] > median else "no")
+        lines.append(f"| {r['method']} | `{r['derived']}` | {r['search_s']} s | {r['peak_memory_mb']} MB | "
+                     f"{_num(r['oneshot_valid'])} | {_num(r['table_valid'])} | {_num(r['table_test'])} | "
+                     f"{_num(r['retrained_valid'])} | {_num(r['retrained_test'])} | {beats} |")
+    if random_summary:
+        lines += ["", f"Random cells ({random_summary['trials']}, same retraining budget): median retrained "
+                      f"valid accuracy {_num(median)}, median table test accuracy "
+                      f"{_num(random_summary['median_table_test'])}."]
+    lines += ["", "Peak memory on a CPU is the process's peak resident size (data included).", "",
+              "## Commands", "", "```", *commands, "```"]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+if __name__ == "__main__":
+    main()
