@@ -145,7 +145,8 @@ def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: 
     for r in rows:
         beats = "-" if median is None or r["retrained_valid"] is None else (
             "yes" if r["retrained_valid"] > median else "no")
-        lines.append(f"| {r['method']} | `{r['derived']}` | {r['search_s']} s | {r['peak_memory_mb']} MB | "
+        cell = r["derived"].replace("|", "\\|")  # a pipe inside a table cell must be escaped, even in code
+        lines.append(f"| {r['method']} | `{cell}` | {r['search_s']} s | {r['peak_memory_mb']} MB | "
                      f"{_num(r['oneshot_valid'])} | {_num(r['table_valid'])} | {_num(r['table_test'])} | "
                      f"{_num(r['retrained_valid'])} | {_num(r['retrained_test'])} | {beats} |")
     if random_summary:

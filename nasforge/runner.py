@@ -63,19 +63,19 @@ def open_study(config: SearchConfig, store: Store) -> StudyInfo:
     """Create the study, or check that an existing one has the same defining settings."""
     existing = store.get_study(config.study)
     wanted = config.identity()
-    if existing is not None:
-        stored = {k: existing.config.get(k) for k in wanted}
-        diffs = [k for k in wanted if canonical_json(stored[k]) != canonical_json(wanted[k])]
-        if diffs:
-            k = diffs[0]
-            raise StorageError(
-                f"study {config.study!r} already exists with different settings ({k}: stored "
-                f"{_short(stored[k])}, given {_short(wanted[k])}); choose another --study name"
-            )
-        return existing
-    folder = artifact_dir_for(config, store)
-    return store.create_study(config.study, owner=config.owner, config=wanted, objective=config.objective,
-                              direction=config.direction, artifact_dir=str(folder))
+    if existing is None:  # another runner may create it first: then its row comes back and is checked
+        folder = artifact_dir_for(config, store)
+        existing = store.create_study(config.study, owner=config.owner, config=wanted, objective=config.objective,
+                                      direction=config.direction, artifact_dir=str(folder))
+    stored = {k: existing.config.get(k) for k in wanted}
+    diffs = [k for k in wanted if canonical_json(stored[k]) != canonical_json(wanted[k])]
+    if diffs:
+        k = diffs[0]
+        raise StorageError(
+            f"study {config.study!r} already exists with different settings ({k}: stored "
+            f"{_short(stored[k])}, given {_short(wanted[k])}); choose another --study name"
+        )
+    return existing
 
 
 def _short(value: Any) -> str:

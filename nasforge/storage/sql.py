@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, create_engine, delete, event, func, inspect, or_, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nasforge.core.errors import StorageError
@@ -209,15 +209,22 @@ class Store:
 
     def create_study(self, name: str, *, owner: str, config: JSONDict, objective: str, direction: str,
                      artifact_dir: str) -> StudyInfo:
-        with self.session() as s, s.begin():
-            existing = s.scalar(select(StudyModel).where(StudyModel.name == name))
-            if existing is not None:
-                return _study(existing)
-            m = StudyModel(name=name, owner=owner, config=config, objective=objective, direction=direction,
-                           artifact_dir=artifact_dir, created=_now())
-            s.add(m)
-            s.flush()
-            return _study(m)
+        try:
+            with self.session() as s, s.begin():
+                existing = s.scalar(select(StudyModel).where(StudyModel.name == name))
+                if existing is not None:
+                    return _study(existing)
+                m = StudyModel(name=name, owner=owner, config=config, objective=objective, direction=direction,
+                               artifact_dir=artifact_dir, created=_now())
+                s.add(m)
+                s.flush()
+                return _study(m)
+        except IntegrityError:
+            # several runners started at once on a new study: one insert wins, the others use its row
+            found = self.get_study(name)
+            if found is None:
+                raise
+            return found
 
     def list_studies(self) -> list[dict[str, Any]]:
         with self.session() as s:

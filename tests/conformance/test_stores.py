@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,34 @@ def test_study_create_is_idempotent_and_listed(url: str) -> None:
     assert a.name in [s["name"] for s in store.list_studies()]
     with pytest.raises(StorageError, match="no study named"):
         store.require_study("does-not-exist-" + uuid.uuid4().hex)
+
+
+def test_a_study_created_by_a_concurrent_runner_is_used_not_an_error(url: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runners started together on a new study: the one whose insert loses gets the winner's row back."""
+    store = Store(url)
+    name = f"race-{uuid.uuid4().hex[:6]}"
+    winner = new_study(store, name)
+    real_session = store.session
+    blind = {"left": 1}  # the loser's first look finds nothing: the winner had not committed yet
+
+    def session() -> Any:
+        sess = real_session()
+        scalar = sess.scalar
+
+        def look(*args: Any, **kwargs: Any) -> Any:
+            if blind["left"]:
+                blind["left"] -= 1
+                return None
+            return scalar(*args, **kwargs)
+
+        sess.scalar = look  # type: ignore[method-assign]
+        return sess
+
+    monkeypatch.setattr(store, "session", session)
+    again = new_study(store, name)
+    assert again.id == winner.id and blind["left"] == 0
+    assert [s["name"] for s in store.list_studies()].count(name) == 1
 
 
 def test_numbers_state_results_and_curves(url: str) -> None:
