@@ -36,7 +36,9 @@ METHODS: dict[str, list[str]] = {
     "darts1": ["--strategy", "darts", "--order", "1"],
     "darts2": ["--strategy", "darts", "--order", "2"],
     "smash": ["--strategy", "smash"],
+    "smash_loss": ["--strategy", "smash", "--strategy-option", "rank_by=loss"],  # not in the default set
 }
+DEFAULT_METHODS = ("enas", "darts1", "darts2", "smash")
 
 
 def table_row(arch_str: str, table: Path) -> dict[str, float]:
@@ -66,7 +68,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DATA / "cifar10_small" / "cifar10_jpeg_q75_small_5k_1k.npz"))
     p.add_argument("--table", default=str(DATA / "nasbench201" / "nb201_12epoch.csv"))
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"from {', '.join(METHODS)}")
     p.add_argument("--search-epochs", type=int, default=3, help="epochs of each method's search phase")
     p.add_argument("--epochs", type=int, default=4, help="epochs of every retraining (derived and random cells)")
     p.add_argument("--random", type=int, default=10, help="random cells trained with the same budget (0: none)")
