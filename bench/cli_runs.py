@@ -6,6 +6,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 
 def now() -> str:
@@ -21,3 +22,8 @@ def run_logged(cmd: list[str], log: Path) -> float:
     if rc != 0:
         raise SystemExit(f"command failed ({rc}); see {log}")
     return time.perf_counter() - start
+
+
+def num(value: Any) -> str:
+    """A metric for a markdown table: four decimals, or "-" when missing."""
+    return "-" if value is None else f"{float(value):.4f}"

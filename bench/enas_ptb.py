@@ -25,7 +25,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, run_logged  # noqa: E402
+from cli_runs import now, num, run_logged  # noqa: E402
 from seed_spaces import lstm_baseline  # noqa: E402
 
 
@@ -93,26 +93,22 @@ def write(args: argparse.Namespace, cmd: list[str], wall: float, curve: list[dic
              "| epoch | controller's mean validation reward (80 / ppl) | controller entropy | shared-weight train loss "
              "| validation perplexity (shared weights) |", "|---|---|---|---|---|"]
     for row in curve:
-        lines.append(f"| {int(row['epoch'])} | {_num(row.get('valid_reward'))} | {_num(row.get('controller_entropy'))} "
-                     f"| {_num(row.get('train_loss'))} | {_num(row.get('valid_perplexity'))} |")
+        lines.append(f"| {int(row['epoch'])} | {num(row.get('valid_reward'))} | {num(row.get('controller_entropy'))} "
+                     f"| {num(row.get('train_loss'))} | {num(row.get('valid_perplexity'))} |")
     verdict = "rose" if first is not None and last is not None and last > first else "did not rise"
-    lines += ["", f"The reward {verdict} over the search: {_num(first)} in epoch 1, {_num(last)} in epoch "
-                  f"{len(curve)} (best {_num(max(r for r in rewards if r is not None))}).", "",
+    lines += ["", f"The reward {verdict} over the search: {num(first)} in epoch 1, {num(last)} in epoch "
+                  f"{len(curve)} (best {num(max(r for r in rewards if r is not None))}).", "",
               f"Derived cell: `{cell}`", "",
               "| model (retrained from scratch, same evaluator config) | params | valid perplexity | test perplexity |",
               "|---|---|---|---|",
               f"| ENAS cell (trial {retrained.number}) | {retrained.params} | "
-              f"{_num(retrained.metrics.get('valid_perplexity'))} | {_num(retrained.metrics.get('test_perplexity'))} |",
-              f"| LSTM, same embedding and hidden size | {int(base['params'])} | {_num(base.get('valid_perplexity'))} "
-              f"| {_num(base.get('test_perplexity'))} |", "",
+              f"{num(retrained.metrics.get('valid_perplexity'))} | {num(retrained.metrics.get('test_perplexity'))} |",
+              f"| LSTM, same embedding and hidden size | {int(base['params'])} | {num(base.get('valid_perplexity'))} "
+              f"| {num(base.get('test_perplexity'))} |", "",
               f"Retraining: {args.epochs} epochs over the first {args.data_fraction:g} of the PTB training stream, "
               "SGD lr 20, batch 32, bptt 35: CPU-sized, far from the paper's perplexities."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
 
 
 if __name__ == "__main__":

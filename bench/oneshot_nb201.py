@@ -29,7 +29,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, run_logged  # noqa: E402
+from cli_runs import now, num, run_logged  # noqa: E402
 
 METHODS: dict[str, list[str]] = {
     "enas": ["--strategy", "enas"],
@@ -149,20 +149,16 @@ def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: 
             "yes" if r["retrained_valid"] > median else "no")
         cell = r["derived"].replace("|", "\\|")  # a pipe inside a table cell must be escaped, even in code
         lines.append(f"| {r['method']} | `{cell}` | {r['search_s']} s | {r['peak_memory_mb']} MB | "
-                     f"{_num(r['oneshot_valid'])} | {_num(r['table_valid'])} | {_num(r['table_test'])} | "
-                     f"{_num(r['retrained_valid'])} | {_num(r['retrained_test'])} | {beats} |")
+                     f"{num(r['oneshot_valid'])} | {num(r['table_valid'])} | {num(r['table_test'])} | "
+                     f"{num(r['retrained_valid'])} | {num(r['retrained_test'])} | {beats} |")
     if random_summary:
         lines += ["", f"Random cells ({random_summary['trials']}, same retraining budget): median retrained "
-                      f"valid accuracy {_num(median)}, median table test accuracy "
-                      f"{_num(random_summary['median_table_test'])}."]
+                      f"valid accuracy {num(median)}, median table test accuracy "
+                      f"{num(random_summary['median_table_test'])}."]
     lines += ["", "Peak memory on a CPU is the process's peak resident size (data included).", "",
               "## Commands", "", "```", *commands, "```"]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, run_logged  # noqa: E402
+from cli_runs import now, num, run_logged  # noqa: E402
 
 
 @dataclass
@@ -187,8 +187,8 @@ def write(rows: list[dict[str, Any]], commands: list[tuple[Experiment, str]], ba
              "search time |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['space']} | {r['paper']} | {r['strategy']} | {r['trials_complete']} "
-                     f"(+{r['trials_other']} failed) | {_num(r['best_valid'])} | {_num(r['median_valid'])} | "
-                     f"{_num(r['worst_valid'])} | {_num(r['best_test'])} | {r['best_params']} | "
+                     f"(+{r['trials_other']} failed) | {num(r['best_valid'])} | {num(r['median_valid'])} | "
+                     f"{num(r['worst_valid'])} | {num(r['best_test'])} | {r['best_params']} | "
                      f"{r['search_wall_s'] / 60:.1f} min |")
     lines.append("")
     lines.append("Accuracies for image spaces, perplexities (lower is better) for `rnn_cell`.")
@@ -197,20 +197,16 @@ def write(rows: list[dict[str, Any]], commands: list[tuple[Experiment, str]], ba
         lines += ["", f"## {name}: searched cells against an LSTM of the same size and budget", "",
                   "| model | params | valid perplexity | test perplexity |", "|---|---|---|---|",
                   f"| best searched cell (trial {row['best_trial']}) | {row['best_params']} | "
-                  f"{_num(row['best_valid'])} | {_num(row['best_test'])} |",
-                  f"| median searched cell | | {_num(row['median_valid'])} | |",
+                  f"{num(row['best_valid'])} | {num(row['best_test'])} |",
+                  f"| median searched cell | | {num(row['median_valid'])} | |",
                   f"| LSTM (same embedding, hidden size, data, steps, optimizer) | {int(base['params'])} | "
-                  f"{_num(base.get('valid_perplexity'))} | {_num(base.get('test_perplexity'))} |"]
+                  f"{num(base.get('valid_perplexity'))} | {num(base.get('test_perplexity'))} |"]
     lines += ["", "## Commands and best architectures", ""]
     for (exp, cmd), r in zip(commands, rows):
         lines += [f"- **{exp.name}** ({exp.notes}):", "", f"  ```\n  {cmd}\n  ```", "",
                   f"  best: `{r['best_arch']}`", ""]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
 
 
 if __name__ == "__main__":
