@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,16 @@ def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial,
                      evaluator_config=recipe.evaluator_config, budget=recipe.budget, objective=recipe.objective,
                      direction=recipe.direction, workdir=str(staging), threads=0)
     result = run_trial(spec, reporter)
+    try:
+        row = store.add_finished_trial(info.id, new, seed=recipe.seed, finish=staged_finish(result, staging, folder))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return row, True
+
+
+def staged_finish(result: Result, staging: Path, folder: Path) -> Callable[[int], Result]:
+    """For `Store.add_finished_trial`: once the number is known, move the trial's staged files to
+    `folder/<number>` and point its checkpoint there."""
 
     def finish(number: int) -> Result:
         target = folder / str(number)
@@ -120,11 +131,7 @@ def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial,
             result.checkpoint = str(target / Path(result.checkpoint).name)
         return result
 
-    try:
-        row = store.add_finished_trial(info.id, new, seed=recipe.seed, finish=finish)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return row, True
+    return finish
 
 
 def _check_positive(name: str, value: Any) -> int:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,6 +30,8 @@ from nasforge.core.types import JSONDict, Result, TrialSpec, TrialState
 from nasforge.data.base import CLASSIFICATION
 from nasforge.ensemble.members import DISTILLATION, ENSEMBLE, StudyMembers, kind_of
 from nasforge.evaluators.train import TrainEvaluator, _Prepared, _Run
+from nasforge.execution.worker import score_of
+from nasforge.final import staged_finish
 from nasforge.storage.sql import NewTrial, TrialRow
 
 LOSSES = ("mse_logits", "mse_softmax", "cross_entropy", "balanced")
@@ -202,27 +203,17 @@ def _one(members: StudyMembers, evaluator: DistillEvaluator, teacher: nn.Module,
     except Exception as exc:  # a failed training is a failed trial, as in the runner
         result = Result(TrialState.FAILED, error=f"{type(exc).__name__}: {exc}",
                         duration=time.perf_counter() - start)
-    value = result.metrics.get(info.objective)
     if result.state == TrialState.COMPLETE:
-        if value is None or not np.isfinite(value):
+        result.score = score_of(result.metrics, info.objective, info.direction)
+        if result.score is None:
             result = Result(TrialState.FAILED, error=f"objective {info.objective} is not finite",
                             metrics=result.metrics, duration=result.duration)
-        else:
-            result.score = float(value) if info.direction == "maximize" else -float(value)
     extra: dict[str, Any] = {"kind": DISTILLATION, "teacher": teacher_row.number,
                              "teacher_kind": kind_of(teacher_row), "loss": loss, "lambda": lam,
                              "temperature": temperature, "student": student.number, "max_params": max_params,
                              "epochs": evaluator.epochs if evaluator.steps is None else None}
 
-    def finish(number: int) -> Result:
-        target = folder / str(number)
-        if result.checkpoint and staging.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-            result.checkpoint = str(target / Path(result.checkpoint).name)
-        return result
-
     new = NewTrial(key=key, arch=student.arch, parent=teacher_row.number, info=extra)
-    row = members.add_trial(new, seed, finish)
+    row = members.add_trial(new, seed, staged_finish(result, staging, folder))
     shutil.rmtree(staging, ignore_errors=True)
     return row
