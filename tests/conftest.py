@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,17 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def digits_image_study(storage: str) -> dict[str, Any]:
+    """A one-trial `cnn` study named "digits" on builtin:digits as 8x8 images with a 20% test split (shared by
+    the export, predict and final-training tests); returns its data config."""
+    from nasforge.launch import build_config, run
+    from nasforge.storage.sql import Store
+
+    config = build_config(data="builtin:digits", space="cnn", strategy="random", trials=1, workers=1, epochs=1,
+                          study="digits", storage=storage, test_fraction=0.2, progress=False)
+    assert run(config, Store(storage)).complete == 1
+    data: dict[str, Any] = config.evaluator_config["data"]
+    assert data["as_images"] is True
+    return data

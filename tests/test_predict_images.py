@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,21 +9,16 @@ import pytest
 from PIL import Image
 
 from nasforge.cli.main import main
+from tests.conftest import digits_image_study
 
 
 @pytest.fixture(scope="module")
 def digits_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, np.ndarray, np.ndarray, float]:
-    from nasforge.data.loader import data_config, load_dataset
-    from nasforge.launch import build_config, run
-    from nasforge.storage.sql import Store
+    from nasforge.data.loader import load_dataset
 
     tmp = tmp_path_factory.mktemp("digits")
     storage = f"sqlite:///{tmp / 'img.sqlite'}"
-    config = build_config(data="builtin:digits", space="cnn", strategy="random", trials=1, workers=1, epochs=1,
-                          study="digits", storage=storage, test_fraction=0.2, progress=False)
-    dconf = data_config("builtin:digits", as_images=True, test_fraction=0.2)
-    config = dataclasses.replace(config, evaluator_config={**config.evaluator_config, "data": dconf})
-    assert run(config, Store(storage)).complete == 1
+    dconf = digits_image_study(storage)
     dataset = load_dataset(dconf)
     assert dataset.test is not None and dataset.preprocessor is not None
     pre = dataset.preprocessor

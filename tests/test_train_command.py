@@ -10,6 +10,7 @@ import pytest
 from nasforge.api import Study, train_replay
 from nasforge.cli.main import main
 from nasforge.core.types import TrialState
+from tests.conftest import digits_image_study
 
 EXACT = ("test_accuracy", "test_loss", "valid_accuracy", "valid_loss", "train_loss")
 
@@ -176,18 +177,8 @@ def test_bad_input_is_one_line_and_exit_2(searched: dict[str, str], capsys: pyte
 
 
 def test_final_training_of_an_image_study_takes_augmentation(tmp_path: Path) -> None:
-    import dataclasses
-
-    from nasforge.data.loader import data_config
-    from nasforge.launch import build_config, run
-    from nasforge.storage.sql import Store
-
     storage = f"sqlite:///{tmp_path / 'img.sqlite'}"
-    config = build_config(data="builtin:digits", space="cnn", strategy="random", trials=1, workers=1, epochs=1,
-                          study="digits", storage=storage, test_fraction=0.2, progress=False)
-    dconf = data_config("builtin:digits", as_images=True, test_fraction=0.2)
-    config = dataclasses.replace(config, evaluator_config={**config.evaluator_config, "data": dconf})
-    assert run(config, Store(storage)).complete == 1
+    digits_image_study(storage)
     row = Study("digits", storage).train(trial=0, epochs=1, augment={"crop_padding": 1, "flip": True})
     assert row.state == TrialState.COMPLETE and row.info["augment"] == {"crop_padding": 1, "flip": True}
     assert row.info["evaluator_config"]["augment"] == {"crop_padding": 1, "flip": True}

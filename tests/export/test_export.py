@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from nasforge.cli.main import main
 from nasforge.core.errors import ConfigError, DataError, UserError
 from nasforge.data.builtin import builtin_frame
 from nasforge.export.runtime import category_text, load_exported, read_metadata
+from tests.conftest import digits_image_study
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -164,18 +164,12 @@ def test_ensemble_export(tab: dict[str, Any], combine: str) -> None:
 
 
 def test_image_study_takes_raw_pixels(tmp_path: Path) -> None:
-    from nasforge.data.loader import data_config, load_dataset
+    from nasforge.data.loader import load_dataset
     from nasforge.evaluators.metrics import predict_arrays
     from nasforge.export.exporter import export
-    from nasforge.launch import build_config, run
-    from nasforge.storage.sql import Store
 
     storage = f"sqlite:///{tmp_path / 'img.sqlite'}"
-    config = build_config(data="builtin:digits", space="cnn", strategy="random", trials=1, workers=1, epochs=1,
-                          study="digits", storage=storage, test_fraction=0.2, progress=False)
-    dconf = data_config("builtin:digits", as_images=True, test_fraction=0.2)
-    config = dataclasses.replace(config, evaluator_config={**config.evaluator_config, "data": dconf})
-    assert run(config, Store(storage)).complete == 1
+    dconf = digits_image_study(storage)
     dataset = load_dataset(dconf)
     assert dataset.test is not None
     pre = dataset.preprocessor
