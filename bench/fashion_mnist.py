@@ -13,9 +13,9 @@ bench/results/fashion_mnist.{md,csv}.
 Final-training epochs are planned from the searched trials' own measured speed: a trial's
 seconds per training step (its `train_time` / `steps`) times the steps of one epoch, plus one
 validation pass, divided by the number of search workers (trials ran that many at a time, one
-thread each; final training has all cores), times a safety factor. The recorded run used a factor
-of 1.35 without the division, which overestimated the final epoch time about 3x (see the results
-file). The trial trained is the best by validation accuracy among those whose planned epoch fits
+thread each; final training has all cores), times a safety factor (1.2). The first runs
+(fashion_mnist_first_runs.md) used 1.35 without the division, which overestimated the final epoch
+time about 3x. The trial trained is the best by validation accuracy among those whose planned epoch fits
 at least `--min-epochs` epochs into the final-training budget.
 """
 

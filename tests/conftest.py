@@ -11,25 +11,24 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def postgres_url_or_skip() -> str:
-    """The test PostgreSQL server CI starts (.ci/run exports NASFORGE_TEST_POSTGRES_URL). Outside CI without
-    one, PostgreSQL tests skip with this reason; in CI (NASFORGE_CI=1) a missing server is a failure."""
-    url = os.environ.get("NASFORGE_TEST_POSTGRES_URL")
-    if url:
-        return url
-    if os.environ.get("NASFORGE_CI"):
-        pytest.fail("NASFORGE_CI is set but NASFORGE_TEST_POSTGRES_URL is not: CI must start PostgreSQL")
-    pytest.skip("NASFORGE_TEST_POSTGRES_URL is not set (no PostgreSQL server for this run; .ci/run starts one)")
+    """The test PostgreSQL server CI starts (.ci/run exports NASFORGE_TEST_POSTGRES_URL)."""
+    return _server_or_skip("NASFORGE_TEST_POSTGRES_URL", "PostgreSQL", "no PostgreSQL server for this run")
 
 
 def ray_address_or_skip() -> str:
-    """The two-node Ray cluster CI starts (.ci/run exports NASFORGE_TEST_RAY_ADDRESS); skipped outside CI
-    without one, a failure in CI (NASFORGE_CI=1)."""
-    address = os.environ.get("NASFORGE_TEST_RAY_ADDRESS")
-    if address:
-        return address
+    """The two-node Ray cluster CI starts (.ci/run exports NASFORGE_TEST_RAY_ADDRESS)."""
+    return _server_or_skip("NASFORGE_TEST_RAY_ADDRESS", "a Ray cluster", "no Ray cluster for this run")
+
+
+def _server_or_skip(variable: str, what: str, reason: str) -> str:
+    """The server's address from `variable`. Outside CI without one the test skips; in CI (NASFORGE_CI=1)
+    a missing server is a failure, so a broken .ci/run cannot pass by skipping."""
+    value = os.environ.get(variable)
+    if value:
+        return value
     if os.environ.get("NASFORGE_CI"):
-        pytest.fail("NASFORGE_CI is set but NASFORGE_TEST_RAY_ADDRESS is not: CI must start a Ray cluster")
-    pytest.skip("NASFORGE_TEST_RAY_ADDRESS is not set (no Ray cluster for this run; .ci/run starts one)")
+        pytest.fail(f"NASFORGE_CI is set but {variable} is not: CI must start {what}")
+    pytest.skip(f"{variable} is not set ({reason}; .ci/run starts one)")
 
 
 @pytest.fixture(scope="session")

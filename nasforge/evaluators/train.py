@@ -558,7 +558,7 @@ class TrainEvaluator:
             return {f"{prefix}_perplexity": perplexity(loss), f"{prefix}_loss": loss}
         images = split.x.dim() == 4
         size = self.eval_batch_size or (IMAGE_EVAL_BATCH_CPU if images and split.x.device.type == "cpu" else EVAL_BATCH)
-        out = forward_batched(model, split.x, size, channels_last=channels_last).float()
+        out = forward_batched(model, split.x, size, channels_last=channels_last)
         if data.task == CLASSIFICATION:
             assert split.y_raw is not None
             loss = float(F.cross_entropy(out, split.y)) if len(split.y) else math.nan
