@@ -87,15 +87,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = build_config(progress=not args.no_progress and sys.stderr.isatty(), **options)
     schedule = _ensemble_schedule(args, config.seed)
     store = Store(config.storage)
+    from nasforge.core import registry
+
+    oneshot = config.strategy in registry.ONESHOT
+    wanted = "one-shot search, then its derived architecture retrained" if oneshot else f"{config.trials} trials"
     print(f"study {config.study!r}: {config.space} space, {config.strategy} strategy, "
-          f"{config.trials} trials, objective {config.objective} ({config.direction})", file=sys.stderr)
+          f"{wanted}, objective {config.objective} ({config.direction})", file=sys.stderr)
     summary = run(config, store, ensemble=schedule)
     study = store.require_study(config.study)
     space = _space(study.config)
     rows = rows_for(study, store.trials(study.id), space, include_all=False)
     print(format_table(rows, limit=args.top))
-    print(f"\n{summary.complete} complete, {summary.failed} failed of {config.trials} wanted "
-          f"({summary.elapsed:.1f}s this run, {summary.reused} duplicate proposals answered from the store)")
+    if oneshot:
+        print(f"\n{summary.complete} complete, {summary.failed} failed: the one-shot trial and the retrained "
+              f"architecture ({summary.elapsed:.1f}s this run)")
+    else:
+        print(f"\n{summary.complete} complete, {summary.failed} failed of {config.trials} wanted "
+              f"({summary.elapsed:.1f}s this run, {summary.reused} duplicate proposals answered from the store)")
     if summary.stopped_reason:
         print(summary.stopped_reason, file=sys.stderr)
     print(f"study folder: {study.artifact_dir}")

@@ -97,7 +97,7 @@ class TargetScale(nn.Module):
 
 
 def _fused(params: list[nn.Parameter]) -> bool | None:
-    """One kernel over all parameters instead of one per tensor: 10-20% faster steps for small CNNs on a CPU.
+    """One kernel over all parameters instead of one per tensor (small CNNs have many small tensors).
 
     None (torch's own choice) where a parameter is elsewhere or of another kind."""
     if params and all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)

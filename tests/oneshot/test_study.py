@@ -100,7 +100,9 @@ def test_darts_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
                  "--space-option", "channels=4", "--steps", "5", "--study", "d", "--storage", storage,
                  "--no-progress"])
     assert code == 0
-    assert "darts epoch 1" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "darts epoch 1" in printed.err and "one-shot search, then its derived architecture" in printed.err
+    assert "the one-shot trial and the retrained architecture" in printed.out
     store = Store(storage)
     searched, retrained = store.trials(store.require_study("d").id)
     assert searched.info["kind"] == "oneshot" and searched.info["state"]["order"] == 2
