@@ -18,6 +18,8 @@ Defaults are small so a search runs on a CPU (the DARTS paper searches with 8 ce
 | nb201 | `cells_per_stage` (1), `channels` (8), `affine` (False) |
 | enas_macro | `channels` (8), `affine` (False); the layer count is the space's, since tokens depend on it |
 
+Every supernet also takes `channels_last` (True): weights and activations in channels-last layout.
+
 `affine=False` keeps batch norm without learned scale and shift inside the ops, as the DARTS search does,
 so an op's weight α cannot be undone by a BN scale.
 """
@@ -36,6 +38,7 @@ from nasforge.data.base import DataSpec
 from nasforge.models.nb201_net import ResidualReduction
 from nasforge.models.networks import Classifier, as_images, enas_reduction_layers, image_shape
 from nasforge.models.ops import FactorizedReduce, ReLUConvBN, make_op
+from nasforge.oneshot.mixture import SourceCache, weighted_term
 from nasforge.spaces.darts import DARTS_OPS
 from nasforge.spaces.enas_macro import ENAS_OPS
 from nasforge.spaces.nasnet import CELLS
@@ -55,15 +58,15 @@ class MixedOp(nn.Module):
         self.candidates = nn.ModuleList(make_op(name, c_in, c_out, stride, affine) for name in names)
         self._none = names.index("none") if "none" in names else -1
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """`sum_k weights[k] * op_k(x)`; `none` adds exactly zero, so it is not computed (α still sees it
-        through the softmax's normalisation)."""
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, cache: SourceCache | None = None) -> torch.Tensor:
+        """`sum_k weights[k] * op_k(x)`, computed as `nasforge.oneshot.mixture` describes; `cache` shares
+        work with the other edges leaving `x`. `none` adds exactly zero, so it is not computed (α still
+        sees it through the softmax's normalisation)."""
+        cache = SourceCache() if cache is None else cache
         total: torch.Tensor | None = None
         for k, op in enumerate(self.candidates):
-            if k == self._none:
-                continue
-            term = weights[k] * op(x)
-            total = term if total is None else total + term
+            if k != self._none:
+                total = weighted_term(op, x, weights[k], cache, total)
         if total is None:  # an edge whose only candidate is `none`
             return weights[self._none] * self.candidates[self._none](x)
         return total
@@ -97,6 +100,18 @@ class Supernet(nn.Module):
 
     space: Any
     spec: DataSpec
+    channels_last = False
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Channels-last weights and activations: what makes CPU convolutions and pooling fast (measured
+        in bench/results/supernet_vs_nni.md) and suits GPU convolutions too."""
+        self.channels_last = bool(enabled)
+        self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)  # type: ignore[call-overload]
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """The input batch as (N, C, H, W) in this supernet's memory layout."""
+        x = as_images(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """α tensors, one per cell type / edge set (rows: edges, columns: candidate ops)."""
@@ -159,13 +174,14 @@ class DARTSSearchCell(nn.Module):
                 blocks: list[tuple[int, int, int, int]] | None = None) -> torch.Tensor:
         """Mixture with `weights` (edges x ops), or one path: per node `(input_a, input_b, column_a, column_b)`."""
         states = [self.pre0(s0), self.pre1(s1)]
+        cache = SourceCache()
         offset = 0
         for i in range(self.num_nodes):
             if blocks is None:
                 assert weights is not None
-                node = self.edges[offset](states[0], weights[offset])
+                node = self.edges[offset](states[0], weights[offset], cache)
                 for j in range(1, len(states)):
-                    node = node + self.edges[offset + j](states[j], weights[offset + j])
+                    node = node + self.edges[offset + j](states[j], weights[offset + j], cache)
             else:
                 a, b, col_a, col_b = blocks[i]
                 node = _mixed(self.edges[offset + a]).single(states[a], col_a) + \
@@ -210,7 +226,7 @@ class DARTSSupernet(Supernet):
         return {name: k for k, name in enumerate(self.names)}
 
     def forward(self, x: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
-        s0 = s1 = self.stem(as_images(x))
+        s0 = s1 = self.stem(self.images(x))
         if arch is None:
             weights = [torch.softmax(a, dim=-1) for a in self.alphas]
             for cell in self.cells:
@@ -264,6 +280,7 @@ class NB201SearchCell(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None,
                 tokens: tuple[int, ...] | None = None) -> torch.Tensor:
         nodes = [x]
+        cache = SourceCache()
         k = 0
         for node in range(1, NODES):
             total: torch.Tensor | None = None
@@ -273,7 +290,7 @@ class NB201SearchCell(nn.Module):
                     out = _mixed(edge).single(nodes[j], tokens[k + j])
                 else:
                     assert weights is not None
-                    out = edge(nodes[j], weights[k + j])
+                    out = edge(nodes[j], weights[k + j], cache)
                 total = out if total is None else total + out
             assert total is not None
             k += node
@@ -308,7 +325,7 @@ class NB201Supernet(Supernet):
         return {name: k for k, name in enumerate(NB201_OPS)}
 
     def forward(self, x: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
-        h = self.stem(as_images(x))
+        h = self.stem(self.images(x))
         weights = torch.softmax(self.alphas[0], dim=-1) if arch is None else None
         tokens = None if arch is None else self.space.assemble(arch.tokens).tokens
         for layer in self.layers:
@@ -370,7 +387,7 @@ class ENASMacroSupernet(Supernet):
         return [self.alphas[0]]
 
     def forward(self, x: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
-        prev = self.stem(as_images(x))
+        prev = self.stem(self.images(x))
         if arch is None:
             return self._mixture(prev)
         layers = self.space.layers(arch)
@@ -419,7 +436,7 @@ _BUILDERS: dict[str, type[Supernet]] = {"darts": DARTSSupernet, "nb201": NB201Su
                                         "enas_macro": ENASMacroSupernet}
 
 
-def build_supernet(space: Any, spec: DataSpec, **options: Any) -> Supernet:
+def build_supernet(space: Any, spec: DataSpec, channels_last: bool = True, **options: Any) -> Supernet:
     """The supernet of `space` for data `spec`; options as in the module docstring (unknown ones refused)."""
     name = getattr(space, "name", None)
     if name not in _BUILDERS:
@@ -429,4 +446,6 @@ def build_supernet(space: Any, spec: DataSpec, **options: Any) -> Supernet:
         inspect.signature(builder).bind(space, spec, **options)
     except TypeError as exc:
         raise ConfigError(f"{name} supernet: bad options {sorted(options)}: {exc}") from exc
-    return builder(space, spec, **options)
+    net = builder(space, spec, **options)
+    net.set_channels_last(bool(channels_last))
+    return net
