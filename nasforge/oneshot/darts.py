@@ -153,8 +153,9 @@ class ImageTask:
         self.weight_x, self.weight_y = x[index_w], y[index_w]
         self.arch_x, self.arch_y = x[index_a], y[index_a]
         valid_y = np.asarray(dataset.valid.y)
-        keep = np.arange(len(valid_y)) if max_valid is None else np.sort(
-            stratified_order(valid_y, len(valid_y), seed)[:max_valid])
+        # stratified order, not sorted: `evaluate` normalises by each batch's statistics, which a batch of
+        # one class (a class-sorted dataset) would turn into noise
+        keep = stratified_order(valid_y, len(valid_y), seed)[:max_valid]
         self.valid_x = torch.as_tensor(np.asarray(dataset.valid.x, dtype=np.float32)[keep], device=device)
         self.valid_y = torch.as_tensor(valid_y[keep].astype(np.int64), device=device)
         self.batch_size = max(1, min(batch_size, half))

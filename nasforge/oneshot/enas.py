@@ -35,7 +35,7 @@ from torch import nn
 from nasforge.core.errors import ConfigError
 from nasforge.core.seeding import derive_seed, seed_everything
 from nasforge.core.types import Architecture, Decision
-from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, Dataset
+from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, Dataset, stratified_order
 from nasforge.data.text import batchify, bptt_windows
 from nasforge.evaluators.train import lm_forward, lm_loss
 from nasforge.oneshot.base import OneShotResult, ProgressFn
@@ -388,6 +388,10 @@ class ImageChild(Child):
         rng = np.random.default_rng(derive_seed(seed, 3))
         self.train_rows = _Cursor(len(self.train_y), batch_size, rng)
         self.valid_rows = _Cursor(len(self.valid_y), batch_size, rng)
+        # `evaluate`'s fixed batches: stratified, so each mixes the classes (scoring uses batch statistics,
+        # and a one-class batch of a class-sorted dataset would be normalised into noise)
+        self.valid_order = torch.as_tensor(stratified_order(np.asarray(dataset.valid.y).reshape(-1),
+                                                            len(self.valid_y), derive_seed(seed, 4)), device=device)
 
     def train_epoch(self, sample: Sampler, epoch: int) -> float:
         self.net.train()
@@ -425,8 +429,8 @@ class ImageChild(Child):
         rows = len(self.valid_y) if batches is None else min(len(self.valid_y), batches * self.batch_size)
         right = 0
         for s in range(0, rows, self.batch_size):
-            e = min(rows, s + self.batch_size)
-            right += self._accuracy(self.valid_x[s:e], self.valid_y[s:e], arch)[0]
+            idx = self.valid_order[s:min(rows, s + self.batch_size)]
+            right += self._accuracy(self.valid_x[idx], self.valid_y[idx], arch)[0]
         return right / max(1, rows)
 
     def reward_of(self, metric: float) -> float:

@@ -50,7 +50,7 @@ from torch.func import functional_call
 
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, JSONDict
-from nasforge.data.base import CLASSIFICATION, Dataset, DataSpec, stratified_subset
+from nasforge.data.base import CLASSIFICATION, Dataset, DataSpec, stratified_order
 from nasforge.models.nb201_net import ResidualReduction
 from nasforge.models.networks import Classifier, as_images, image_shape
 from nasforge.models.ops import FactorizedReduce, ReLUConvBN, make_op
@@ -556,8 +556,7 @@ class SMASH:
                            hidden=self.hidden, hyper_layers=self.hyper_layers,
                            cell_context=self.cell_context).to(device)
         train = _tensors(dataset.train.x, dataset.train.y, device)
-        rows = self.valid_batches * self.valid_batch_size
-        chosen = stratified_subset(dataset.valid.y, len(dataset.valid), rows, seed)
+        chosen = self.scoring_rows(dataset, seed)
         valid = _tensors(dataset.valid.x[chosen], dataset.valid.y[chosen], device)
         history, steps_done = self._train(net, space, train, valid, seed, progress)
         train_seconds = time.perf_counter() - start
@@ -575,6 +574,15 @@ class SMASH:
                            "best": space.to_json(ranked[0][0])}
         scored = [(arch, acc if self.rank_by == "accuracy" else loss) for arch, acc, loss in ranked]
         return OneShotResult(ranked[0][0], metrics, scored, state)
+
+    def scoring_rows(self, dataset: Dataset, seed: int) -> np.ndarray:
+        """The validation rows every candidate is scored on, in scoring order.
+
+        Stratified and not sorted: scoring normalises by each batch's statistics, and a batch of one class
+        (from a class-sorted dataset) would lose exactly the signal being scored.
+        """
+        rows = self.valid_batches * self.valid_batch_size
+        return stratified_order(dataset.valid.y, len(dataset.valid), seed)[:rows]
 
     def _train(self, net: SMASHNetwork, space: Any, train: _Data, valid: _Data, seed: int,
                progress: ProgressFn) -> tuple[list[dict[str, float]], int]:
