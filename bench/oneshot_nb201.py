@@ -2,12 +2,15 @@
 
     python bench/oneshot_nb201.py                          # writes bench/results/oneshot_nb201.{md,csv}
     python bench/oneshot_nb201.py --methods darts1,smash --random 0
+    python bench/oneshot_nb201.py --search-epochs 8 --epochs 8 --epochs-of smash=24   # the recorded run
 
 Each method is one `nasforge search --strategy M` (its search phase, then the derived cell retrained
 by the study's evaluator with `--epochs E`). The derived cell is looked up in a NAS-Bench-201 table
 (`nb201_12epoch.csv`, cifar10 columns: the cell's accuracy when trained fully on real CIFAR-10), and its
 search time and peak memory are read from the stored one-shot trial. `--random N` adds a `random`
-study of N cells trained with the same evaluator budget: the median a derived cell should beat.
+study of N cells trained with the same evaluator budget: the median a derived cell should beat. SMASH
+also gets the table as its `reference_table`, so the rank correlation of its whole candidate list is
+recorded too.
 Budgets are CPU-sized: they show each method end to end, not the papers' numbers.
 """
 
@@ -70,6 +73,9 @@ def main() -> None:
     p.add_argument("--table", default=str(DATA / "nasbench201" / "nb201_12epoch.csv"))
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"from {', '.join(METHODS)}")
     p.add_argument("--search-epochs", type=int, default=3, help="epochs of each method's search phase")
+    p.add_argument("--epochs-of", action="append", default=[], metavar="METHOD=N",
+                   help="search epochs for one method instead of --search-epochs (e.g. smash=24: its steps are one "
+                        "path each, so cheaper than DARTS's mixture)")
     p.add_argument("--epochs", type=int, default=4, help="epochs of every retraining (derived and random cells)")
     p.add_argument("--random", type=int, default=10, help="random cells trained with the same budget (0: none)")
     p.add_argument("--space-option", action="append", default=["cells_per_stage=1", "channels=16"])
@@ -85,14 +91,16 @@ def main() -> None:
     for opt in args.space_option:
         common += ["--space-option", opt]
 
+    search_epochs = search_epochs_of(args)
     rows: list[dict[str, Any]] = []
     commands: list[str] = []
     for name in args.methods.split(","):
         if name not in METHODS:
             raise SystemExit(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
         study = f"oneshot-{name}-{stamp}"
-        cmd = ["nasforge", "search", *common, *METHODS[name], "--strategy-option", f"epochs={args.search_epochs}",
-               "--study", study]
+        extra = ["--strategy-option", f"reference_table={args.table}"] if name.startswith("smash") else []
+        cmd = ["nasforge", "search", *common, *METHODS[name], *extra, "--strategy-option",
+               f"epochs={search_epochs.get(name, args.search_epochs)}", "--study", study]
         wall = run_logged(cmd, work / f"{name}.log")
         commands.append(" ".join(cmd))
         trials = trials_of(study, storage)
@@ -105,7 +113,9 @@ def main() -> None:
                      "oneshot_valid": searched["metrics"].get("oneshot_valid_accuracy"),
                      "table_valid": looked.get("valid_accuracy"), "table_test": looked.get("test_accuracy"),
                      "retrained_valid": retrained["metrics"].get("valid_accuracy"),
-                     "retrained_test": retrained["metrics"].get("test_accuracy"), "wall_s": round(wall, 1)})
+                     "retrained_test": retrained["metrics"].get("test_accuracy"), "wall_s": round(wall, 1),
+                     "search_epochs": search_epochs.get(name, args.search_epochs),
+                     "rank_correlation": searched["metrics"].get("oneshot_rank_correlation")})
         print(json.dumps(rows[-1]), flush=True)
 
     random_summary: dict[str, Any] = {}
@@ -124,6 +134,17 @@ def main() -> None:
     write(rows, random_summary, commands, args)
 
 
+def search_epochs_of(args: argparse.Namespace) -> dict[str, int]:
+    """The `--epochs-of METHOD=N` overrides."""
+    out: dict[str, int] = {}
+    for item in args.epochs_of:
+        name, _, value = item.partition("=")
+        if name not in METHODS or not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"--epochs-of wants METHOD=N with METHOD one of {', '.join(METHODS)}, got {item!r}")
+        out[name] = int(value)
+    return out
+
+
 def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: list[str],
           args: argparse.Namespace) -> None:
     out = Path(args.out)
@@ -138,7 +159,9 @@ def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: 
              f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU, "
              f"Python {platform.python_version()}; finished {now()}",
              "- command: `" + " ".join(["python", "bench/oneshot_nb201.py", *sys.argv[1:]]) + "`",
-             f"- search phase: {args.search_epochs} epochs; every retraining (derived and random cells): "
+             f"- search phase: {args.search_epochs} epochs"
+             + "".join(f", {k}: {v}" for k, v in search_epochs_of(args).items())
+             + "; every retraining (derived and random cells): "
              f"{args.epochs} epochs with the study's evaluator; space options {', '.join(args.space_option)}",
              "- table: NAS-Bench-201 `nb201_12epoch.csv`, cifar10 columns (the derived cell trained on real "
              "CIFAR-10 by the benchmark's authors)", "",
@@ -155,6 +178,10 @@ def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: 
         lines += ["", f"Random cells ({random_summary['trials']}, same retraining budget): median retrained "
                       f"valid accuracy {num(median)}, median table test accuracy "
                       f"{num(random_summary['median_table_test'])}."]
+    for r in rows:
+        if r.get("rank_correlation") is not None:
+            lines += ["", f"{r['method']}: Spearman correlation of its candidates' ranking score with the table's "
+                          f"cifar10 validation accuracy: {r['rank_correlation']:.3f}."]
     lines += ["", "Peak memory on a CPU is the process's peak resident size (data included).", "",
               "## Commands", "", "```", *commands, "```"]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -707,7 +707,9 @@ def _reference_metrics(space: Any, ranked: list[tuple[Architecture, float, float
     """How the generated-weight scores agree with a benchmark table (nb201 cell strings).
 
     `rank_correlation` is for the score the ranking used; `rank_correlation_accuracy` and
-    `rank_correlation_loss` (loss negated, so positive means agreement) are both always given.
+    `rank_correlation_loss` (loss negated, so positive means agreement) are both always given, and so
+    are `reference_top_accuracy` and `reference_top_loss`: the table's value for the cell each score
+    would pick (so one search shows what either `rank_by` would have chosen).
     """
     if not hasattr(space, "to_string"):
         raise ConfigError("smash: reference_table needs a space with cell strings (nb201)")
@@ -720,6 +722,10 @@ def _reference_metrics(space: Any, ranked: list[tuple[Architecture, float, float
         out["reference_accuracy"] = reference[best]
     table = [r for _, _, r in rows]
     out["reference_best_candidate"] = max(table)
+    for name, key in (("accuracy", lambda r: (-r[1], r[2])), ("loss", lambda r: (r[2], -r[1]))):
+        top = space.to_string(min(ranked, key=key)[0])  # min is stable: ties keep the ranking's order
+        if top in reference:
+            out[f"reference_top_{name}"] = reference[top]
     for name, column in (("accuracy", 0), ("loss", 1)):
         rho = spearman([row[column] for row in rows], table)
         if rho is not None:

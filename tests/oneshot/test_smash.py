@@ -193,6 +193,10 @@ def test_reference_table_gives_rank_correlation(tmp_path: Path) -> None:
     assert metrics["rank_correlation"] == metrics["rank_correlation_accuracy"] == pytest.approx(1.0)
     assert "rank_correlation_loss" not in metrics  # constant losses: undefined, not reported
     assert metrics["reference_accuracy"] == metrics["reference_best_candidate"] == 54.0
+    assert metrics["reference_top_accuracy"] == 54.0
+    assert metrics["reference_top_loss"] == 54.0  # equal losses: ties keep the ranking's order
+    by_loss = [(arch, 0.5, 1.0 + 0.1 * i) for i, arch in enumerate(archs)]  # lowest loss: archs[0], table 50
+    assert smash._reference_metrics(space, by_loss, reference)["reference_top_loss"] == 50.0
     with pytest.raises(ConfigError):
         smash.read_reference(str(table), "no_such_column")
 
