@@ -1,7 +1,8 @@
-"""What the bench scripts that drive the `nasforge` CLI share: timestamps and logged subprocess runs."""
+"""What the bench scripts share: timestamps, logged subprocess runs of the `nasforge` CLI, result files."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -27,3 +28,12 @@ def run_logged(cmd: list[str], log: Path) -> float:
 def num(value: Any) -> str:
     """A metric for a markdown table: four decimals, or "-" when missing."""
     return "-" if value is None else f"{float(value):.4f}"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows (dicts with the same keys) as a CSV file with a header, its folder made if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

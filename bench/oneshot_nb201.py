@@ -17,7 +17,6 @@ Budgets are CPU-sized: they show each method end to end, not the papers' numbers
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -32,7 +31,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, num, run_logged  # noqa: E402
+from cli_runs import now, num, run_logged, write_csv  # noqa: E402
 
 METHODS: dict[str, list[str]] = {
     "enas": ["--strategy", "enas"],
@@ -150,10 +149,7 @@ def write(rows: list[dict[str, Any]], random_summary: dict[str, Any], commands: 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if rows:
-        with open(out.with_suffix(".csv"), "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, out.with_suffix(".csv"))
     median = random_summary.get("median_valid")
     lines = ["# One-shot methods on the CIFAR-10 subset, nb201 space", "",
              f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU, "

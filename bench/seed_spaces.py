@@ -20,7 +20,6 @@ Each search is a `nasforge search` subprocess, read back with `nasforge trials -
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -37,7 +36,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, num, run_logged  # noqa: E402
+from cli_runs import now, num, run_logged, write_csv  # noqa: E402
 
 
 @dataclass
@@ -173,11 +172,7 @@ def main() -> None:
 
 def write(rows: list[dict[str, Any]], commands: list[tuple[Experiment, str]], baselines: dict[str, dict[str, float]],
           out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out.with_suffix(".csv"))
     lines = ["# Seed spaces searched on real data with their papers' strategies", "",
              f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU, "
              f"Python {platform.python_version()}; finished {now()}",

@@ -14,7 +14,6 @@ rankings score the same candidates.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -29,7 +28,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, num  # noqa: E402
+from cli_runs import now, num, write_csv  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "e8": {"epochs": 8},
@@ -82,11 +81,7 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     from nasforge.oneshot.smash import read_reference
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out.with_suffix(".csv"))
     lines = ["# SMASH: how its scores rank nb201 cells", "",
              f"- machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}; "
              f"finished {now()}",

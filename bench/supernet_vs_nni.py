@@ -29,7 +29,6 @@ Lightning); the whole-process peak is recorded too.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -253,14 +252,10 @@ def torch_threads_default() -> int:
 
 
 def write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    from cli_runs import now
+    from cli_runs import now, write_csv
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out.with_suffix(".csv"))
     command = "python bench/supernet_vs_nni.py --nni-python NNI_VENV/bin/python " + " ".join(
         f"--{k} {v}" for k, v in (("cells", args.cells), ("channels", args.channels),
                                   ("batch-size", args.batch_size), ("steps", args.steps),
