@@ -45,7 +45,14 @@ class SourceCache:
 
     def apply(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`module(x)` for a stateless module, shared with every module of equal description."""
-        return self.get(x, (type(module).__name__, repr(module)), module)
+        return self.get(x, _description(module), module)
+
+
+def _description(module: nn.Module) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Type and every public attribute (kernel, stride, padding, count_include_pad, ...): equal for
+    stateless modules that compute the same function (a repr can leave attributes out)."""
+    public = tuple(sorted((k, repr(v)) for k, v in vars(module).items() if not k.startswith("_")))
+    return type(module).__qualname__, public
 
 
 def _stateless(module: nn.Module) -> bool:

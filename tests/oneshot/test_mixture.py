@@ -115,6 +115,10 @@ def test_source_cache_computes_once_per_tensor_and_never_confuses_tensors() -> N
     relu = cache.apply(nn.ReLU(), a)
     assert cache.apply(nn.ReLU(), a) is relu  # another ReLU module: the same function, shared
     assert cache.apply(nn.Softplus(), a) is not relu  # a different activation is never confused with it
+    image = torch.randn(1, 1, 4, 4)
+    with_pad = cache.apply(nn.AvgPool2d(3, 1, 1, count_include_pad=True), image)
+    without = cache.apply(nn.AvgPool2d(3, 1, 1, count_include_pad=False), image)  # same repr, other function
+    assert not torch.equal(with_pad, without)
 
 
 def test_channels_last_supernet_keeps_its_layout_and_can_be_turned_off() -> None:
