@@ -96,7 +96,7 @@ def recipe_of(info: StudyInfo, row: TrialRow) -> Recipe:
 def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial,
            reporter: Reporter | None = None) -> tuple[TrialRow, bool]:
     """Train `recipe` in a staging folder and insert it finished; an existing complete trial with the same
-    key is returned instead (False: nothing trained)."""
+    key is returned instead (False: nothing stored), checked before training and again at the insert."""
     from nasforge.execution.worker import run_trial
 
     existing = [r for r in store.trials(info.id, [TrialState.COMPLETE]) if r.key == new.key]
@@ -112,11 +112,11 @@ def _train(store: Store, info: StudyInfo, recipe: Recipe, new: NewTrial,
                      evaluator_config=recipe.evaluator_config, budget=recipe.budget, objective=recipe.objective,
                      direction=recipe.direction, workdir=str(staging), threads=0)
     result = run_trial(spec, reporter)
-    try:
-        row = store.add_finished_trial(info.id, new, seed=recipe.seed, finish=staged_finish(result, staging, folder))
+    try:  # another command may have stored the same trial meanwhile: then that one, and nothing added
+        return store.add_finished_trial_once(info.id, new, seed=recipe.seed,
+                                             finish=staged_finish(result, staging, folder))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return row, True
 
 
 def staged_finish(result: Result, staging: Path, folder: Path) -> Callable[[int], Result]:

@@ -214,6 +214,8 @@ def _one(members: StudyMembers, evaluator: DistillEvaluator, teacher: nn.Module,
                              "epochs": evaluator.epochs if evaluator.steps is None else None}
 
     new = NewTrial(key=key, arch=student.arch, parent=teacher_row.number, info=extra)
-    row = members.add_trial(new, seed, staged_finish(result, staging, folder))
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        row, _ = members.add_trial(new, seed, staged_finish(result, staging, folder))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # left behind only when another command stored it first
     return row

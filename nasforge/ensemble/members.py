@@ -234,17 +234,17 @@ class StudyMembers:
             return Result(TrialState.COMPLETE, metrics=metrics, score=score, params=params,
                           duration=time.perf_counter() - start, checkpoint=str(path))
 
-        row = self.store.add_finished_trial(self.info.id, NewTrial(key=key, arch=arch, info=info), seed=0,
-                                            finish=finish)
-        return row, True
+        return self.store.add_finished_trial_once(self.info.id, NewTrial(key=key, arch=arch, info=info), seed=0,
+                                                  finish=finish)
 
     def trials_dir(self) -> Path:
         if not self.info.artifact_dir:
             raise ConfigError(f"study {self.info.name!r} has no study folder to write trials into")
         return Path(self.info.artifact_dir) / "trials"
 
-    def add_trial(self, new: NewTrial, seed: int, finish: Callable[[int], Result]) -> TrialRow:
-        return self.store.add_finished_trial(self.info.id, new, seed=seed, finish=finish)
+    def add_trial(self, new: NewTrial, seed: int, finish: Callable[[int], Result]) -> tuple[TrialRow, bool]:
+        """Insert a finished trial, unless a complete one with its key is stored (then that one, False)."""
+        return self.store.add_finished_trial_once(self.info.id, new, seed=seed, finish=finish)
 
 
 def load_ensemble(path: str | Path, device: str = "cpu") -> tuple[Any, JSONDict]:

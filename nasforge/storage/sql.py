@@ -330,10 +330,25 @@ class Store:
         files into place and returns its result), so no half-made row is ever left `running` for a
         resumed search to pick up.
         """
+        return self._add_finished(study_id, new, seed, finish, reuse_complete=False)[0]
+
+    def add_finished_trial_once(self, study_id: int, new: NewTrial, seed: int,
+                                finish: Callable[[int], Result]) -> tuple[TrialRow, bool]:
+        """As `add_finished_trial`, unless a complete trial with the same key is stored: then that trial and
+        False, and `finish` is not called. The check and the insert hold the study lock together, so two
+        commands making the same ensemble, final model or distillation at once store it once."""
+        return self._add_finished(study_id, new, seed, finish, reuse_complete=True)
+
+    def _add_finished(self, study_id: int, new: NewTrial, seed: int, finish: Callable[[int], Result],
+                      reuse_complete: bool) -> tuple[TrialRow, bool]:
         trials = cast(Table, TrialModel.__table__)
-        with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                conn.execute(select(StudyModel.id).where(StudyModel.id == study_id).with_for_update())
+        with self.locked(study_id) as conn:
+            if reuse_complete:
+                found = conn.execute(select(trials).where(
+                    trials.c.study_id == study_id, trials.c.key == new.key,
+                    trials.c.state == TrialState.COMPLETE.value).order_by(trials.c.number.desc()).limit(1)).first()
+                if found is not None:
+                    return _row(found), False
             top = conn.scalar(select(func.max(TrialModel.number)).where(TrialModel.study_id == study_id))
             number = (top if top is not None else -1) + 1
             result = finish(number)
@@ -353,7 +368,7 @@ class Store:
                 conn.execute(cast(Table, IntermediateModel.__table__).insert(), points)
         row = self.trial(study_id, number)
         assert row is not None
-        return row
+        return row, True
 
     def save_state(self, study_id: int, state: JSONDict) -> None:
         with self.locked(study_id) as conn:

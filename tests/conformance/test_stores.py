@@ -123,6 +123,58 @@ def test_concurrent_runners_never_share_a_number(url: str) -> None:
     assert numbers == list(range(75))
 
 
+def _finished(state: TrialState, calls: list[int]) -> Any:
+    def finish(number: int) -> Result:
+        calls.append(number)
+        return Result(state, metrics={"valid_accuracy": 0.5}, score=0.5 if state == TrialState.COMPLETE else None)
+
+    return finish
+
+
+def test_a_finished_trial_is_stored_once_per_key(url: str) -> None:
+    store = Store(url)
+    study = new_study(store)
+    calls: list[int] = []
+    failed, created = store.add_finished_trial_once(study.id, NewTrial("k", {}), 0,
+                                                    _finished(TrialState.FAILED, calls))
+    assert created and failed.state == TrialState.FAILED
+    first, created = store.add_finished_trial_once(study.id, NewTrial("k", {}), 0,
+                                                   _finished(TrialState.COMPLETE, calls))
+    assert created and first.number == failed.number + 1  # a failed trial does not count as stored
+    again, created = store.add_finished_trial_once(study.id, NewTrial("k", {}), 0,
+                                                   _finished(TrialState.COMPLETE, calls))
+    assert not created and again.number == first.number and again.state == TrialState.COMPLETE
+    assert calls == [0, 1]  # the third `finish` never ran: nothing of it was moved into place
+    plain = store.add_finished_trial(study.id, NewTrial("k", {}), 0, _finished(TrialState.COMPLETE, calls))
+    assert plain.number == 2  # the plain insert does not look
+
+
+def _store_once(url: str, name: str, queue: multiprocessing.Queue) -> None:
+    store = Store(url)
+    study = store.require_study(name)
+
+    def slow(number: int) -> Result:
+        time.sleep(0.3)  # a wide window between the check and the insert, were they not under one lock
+        return Result(TrialState.COMPLETE, metrics={"valid_accuracy": 0.5}, score=0.5)
+
+    queue.put(store.add_finished_trial_once(study.id, NewTrial("same", {}), 0, slow)[1])
+
+
+def test_commands_storing_the_same_trial_at_once_store_it_once(url: str) -> None:
+    store = Store(url)
+    study = new_study(store)
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_store_once, args=(url, study.name, queue)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    created = sorted(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert created == [False, False, True]
+    assert [t.key for t in store.trials(study.id)] == ["same"]
+
+
 def _claim(url: str, name: str, me: str, stale_before: datetime, queue: multiprocessing.Queue) -> None:
     store = Store(url)
     study = store.require_study(name)
