@@ -37,3 +37,10 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def work_storage(work: str | Path) -> tuple[Path, str]:
+    """A bench run's work folder (made if missing) and the SQLite URL of the database inside it."""
+    folder = Path(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, f"sqlite:///{folder / 'nasforge.db'}"

@@ -25,7 +25,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, num, run_logged  # noqa: E402
+from cli_runs import now, num, run_logged, work_storage  # noqa: E402
 from seed_spaces import lstm_baseline  # noqa: E402
 
 
@@ -40,9 +40,7 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/nasforge_enas_ptb")
     p.add_argument("--out", default=str(OUT / "enas_ptb"))
     args = p.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{work / 'nasforge.db'}"
+    work, storage = work_storage(args.work)
     study = f"enas-ptb-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
     cmd = ["nasforge", "search", "--data", args.data, "--space", "rnn_cell", "--strategy", "enas",
            "--strategy-option", f"epochs={args.search_epochs}", "--strategy-option", f"train_steps={args.train_steps}",

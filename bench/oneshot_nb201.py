@@ -31,7 +31,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, num, run_logged, write_csv  # noqa: E402
+from cli_runs import now, num, run_logged, work_storage, write_csv  # noqa: E402
 
 METHODS: dict[str, list[str]] = {
     "enas": ["--strategy", "enas"],
@@ -81,9 +81,7 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/nasforge_oneshot_nb201")
     p.add_argument("--out", default=str(OUT / "oneshot_nb201"))
     args = p.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{work / 'nasforge.db'}"
+    work, storage = work_storage(args.work)
     stamp = f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
     common = ["--data", args.data, "--space", "nb201", "--epochs", str(args.epochs), "--storage", storage,
               "--no-progress", "--retries", "0"]

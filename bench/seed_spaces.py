@@ -36,7 +36,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cli_runs import now, num, run_logged, write_csv  # noqa: E402
+from cli_runs import now, num, run_logged, work_storage, write_csv  # noqa: E402
 
 
 @dataclass
@@ -143,9 +143,7 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/nasforge_seed_spaces")
     p.add_argument("--out", default=str(OUT / "seed_spaces"))
     args = p.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{work / 'nasforge.db'}"
+    work, storage = work_storage(args.work)
     chosen = experiments(args.trials)
     if args.only:
         names = set(args.only.split(","))

@@ -103,8 +103,8 @@ def batches(args: argparse.Namespace, count: int) -> list[tuple[Any, Any, Any, A
     return out
 
 
-def nasforge_step(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The supernet and one step of `nasforge search --strategy darts --order 1`."""
+def nasforge_step(args: argparse.Namespace) -> tuple[Any, list[Any], Any]:
+    """The supernet, its α and one step of `nasforge search --strategy darts --order 1`."""
     import torch
 
     from nasforge.data.base import DataSpec
@@ -128,11 +128,11 @@ def nasforge_step(args: argparse.Namespace) -> tuple[Any, Any]:
         darts._arch_step(net, task, Batch(xt, yt), Batch(xv, yv), a_opt, xi=HP["learning_rate"])
         return darts._weight_step(net, task, Batch(xt, yt), w_opt, weights, HP["grad_clip"])
 
-    return net, step
+    return net, net.arch_parameters(), step
 
 
-def nni_step(args: argparse.Namespace) -> tuple[Any, Any]:
-    """NNI's supernet and `DartsLightningModule.training_step`'s two phases."""
+def nni_step(args: argparse.Namespace) -> tuple[Any, list[Any], Any]:
+    """NNI's supernet, its α and `DartsLightningModule.training_step`'s two phases."""
     import warnings
 
     import torch
@@ -153,7 +153,6 @@ def nni_step(args: argparse.Namespace) -> tuple[Any, Any]:
                             weight_decay=HP["weight_decay"])
     a_opt = torch.optim.Adam(alphas, lr=HP["arch_learning_rate"], betas=HP["arch_betas"],
                              weight_decay=HP["arch_weight_decay"])
-    net.arch_parameters = lambda: alphas  # for the parameter count below
 
     def step(xt: Any, yt: Any, xv: Any, yv: Any) -> float:
         a_opt.zero_grad()
@@ -166,7 +165,7 @@ def nni_step(args: argparse.Namespace) -> tuple[Any, Any]:
         w_opt.step()
         return float(loss.detach())
 
-    return net, step
+    return net, alphas, step
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -177,8 +176,8 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    net, step = (nasforge_step if args.framework == "nasforge" else nni_step)(args)
-    alpha_count = sum(p.numel() for p in net.arch_parameters())
+    net, alphas, step = (nasforge_step if args.framework == "nasforge" else nni_step)(args)
+    alpha_count = sum(p.numel() for p in alphas)
     weight_count = sum(p.numel() for p in net.parameters()) - alpha_count
     data = batches(args, args.warmup + args.steps)
     before = rss_bytes()
@@ -226,7 +225,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3, help="fresh processes per framework and size, alternating")
-    p.add_argument("--threads", type=int, default=torch_threads_default())
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(OUT / "supernet_vs_nni"))
     args = p.parse_args()
@@ -245,10 +244,6 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     write(args, rows)
-
-
-def torch_threads_default() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
