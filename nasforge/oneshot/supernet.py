@@ -103,8 +103,9 @@ class Supernet(nn.Module):
     channels_last = False
 
     def set_channels_last(self, enabled: bool) -> None:
-        """Channels-last weights and activations: what makes CPU convolutions and pooling fast (measured
-        in bench/results/supernet_vs_nni.md) and suits GPU convolutions too."""
+        """Channels-last weights and activations, the layout the train evaluator also uses by default
+        (its effect on training: bench/results/train_speed.md). The supernet bench measures the whole
+        step, not this part alone."""
         self.channels_last = bool(enabled)
         self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)  # type: ignore[call-overload]
 
