@@ -237,9 +237,20 @@ class Child:
     """The shared weights and how they are trained and scored; one subclass per task."""
 
     metric_name: str
+    optimizer: torch.optim.Optimizer
+    weights: list[nn.Parameter]
+    grad_clip: float
 
     def train_epoch(self, sample: Sampler, epoch: int) -> float:
         raise NotImplementedError
+
+    def update(self, loss: torch.Tensor) -> None:
+        """One optimizer step on the shared weights from `loss`, the gradient norm clipped."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
+        self.optimizer.step()
 
     def reward(self, arch: Architecture) -> tuple[float, float]:
         """(reward, metric) of `arch` on the next validation batch."""
@@ -304,11 +315,7 @@ class LanguageChild(Child):
             if not torch.isfinite(loss):  # a child that blew up its state: skip it and restart from zeros
                 self.train_state = None
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
-            self.optimizer.step()
+            self.update(loss)
             self.train_state = tuple(t.detach() for t in state)
             total += float(loss.detach()) * target.numel()
             seen += target.numel()
@@ -404,11 +411,7 @@ class ImageChild(Child):
             if not torch.isfinite(loss):  # one diverged child must not poison the shared weights
                 self.schedule.step()
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
-            self.optimizer.step()
+            self.update(loss)
             self.schedule.step()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
