@@ -29,7 +29,6 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +36,9 @@ DATA = ROOT.parent / "shared" / "data" / "fashion_mnist"
 OUT = ROOT / "bench" / "results"
 TRAIN_IMAGES = 48000  # 60,000 minus the 20% validation split the study carves
 VALID_IMAGES = 12000
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+from cli_runs import now  # noqa: E402
 
 
 def run(cmd: list[str], log: Path) -> float:
