@@ -79,6 +79,42 @@ class Study:
             records.append(rec)
         return pd.DataFrame.from_records(records)
 
+    # ---- pictures (nasforge.report.plots); each returns a matplotlib Figure, saved when `out` is given ----------
+    def plot_history(self, out: str | Path | None = None) -> Any:
+        """The objective per trial and the best so far, against trial number and wall time."""
+        from nasforge.report.plots import history_figure
+
+        return _saved(history_figure(self.info, self.trials), out)
+
+    def plot_curves(self, trials: list[int] | None = None, metric: str | None = None,
+                    out: str | Path | None = None) -> Any:
+        """Learning curves of `trials` (default: the best five complete trials)."""
+        from nasforge.report.plots import curves_figure
+
+        numbers = trials if trials is not None else [r["trial"] for r in self.leaderboard()[:5] if r["rank"]]
+        for n in numbers:
+            self.trial(n)
+        curves = {n: self.store.intermediate(self.info.id, n) for n in numbers}
+        return _saved(curves_figure(self.info, curves, metric), out)
+
+    def plot_pareto(self, out: str | Path | None = None) -> Any:
+        """The objective against params (and FLOPs where stored), the front marked."""
+        from nasforge.report.plots import pareto_figure
+
+        return _saved(pareto_figure(self.info, self.trials), out)
+
+    def plot_importance(self, out: str | Path | None = None) -> Any:
+        """How much of the objective's variance each of the space's decisions explains."""
+        from nasforge.report.plots import importance_figure
+
+        return _saved(importance_figure(self.info, self.space, self.trials), out)
+
+    def plot_parallel(self, out: str | Path | None = None) -> Any:
+        """Parallel coordinates over the most important decisions and the objective."""
+        from nasforge.report.plots import parallel_figure
+
+        return _saved(parallel_figure(self.info, self.space, self.trials), out)
+
     # ---- models --------------------------------------------------------------------------
     def _checkpoint(self, number: int | None) -> Path:
         row = self.trial(number)
@@ -157,6 +193,23 @@ class Study:
         from nasforge.final import write_replay
 
         return write_replay(self.info, self.trial(trial), path)
+
+
+def _saved(fig: Any, out: str | Path | None) -> Any:
+    if out is not None:
+        from nasforge.report.plots import save
+
+        save(fig, out)
+    return fig
+
+
+def plot_bench(folder: str | Path, out: str | Path | None = None) -> Any:
+    """Strategies compared, from a `nasforge bench --out` folder."""
+    from nasforge.report.plots import bench_figure, check_out
+
+    if out is not None:
+        check_out(out)
+    return _saved(bench_figure(folder), out)
 
 
 def train_replay(path: str | Path, study: str | None = None, storage: str | None = None) -> TrialRecord:

@@ -175,6 +175,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from nasforge.api import Study, plot_bench
+    from nasforge.report.plots import check_out
+
+    check_out(args.out)
+    if args.kind == "bench":
+        if args.bench is None or args.study is not None:
+            raise ConfigError("--kind bench draws a bench folder: give --bench DIR (and no --study)")
+        plot_bench(args.bench, args.out)
+        print(f"wrote {args.out}: strategies compared from {args.bench}")
+        return 0
+    if args.study is None or args.bench is not None:
+        raise ConfigError(f"--kind {args.kind} draws a study: give --study NAME (--bench is for --kind bench)")
+    if (args.trials or args.metric) and args.kind != "curves":
+        raise ConfigError("--trials and --metric are options of --kind curves")
+    study = Study(args.study, args.storage)
+    if args.kind == "curves":
+        study.plot_curves(_numbers(args.trials, "--trials"), args.metric, out=args.out)
+    else:
+        getattr(study, f"plot_{args.kind}")(out=args.out)
+    print(f"wrote {args.out}: {args.kind} of study {study.name!r}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from nasforge.api import Study
     from nasforge.final import train_final, train_replay

@@ -111,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--replay", metavar="FILE",
                     help="also write a replay file (JSON) that `nasforge train --replay FILE` retrains exactly")
 
+    pl = sub.add_parser("plot", help="draw a study's history, curves, cost front or decisions, or a bench run")
+    pl.add_argument("--study", help="study to draw (every kind but bench)")
+    pl.add_argument("--kind", required=True, choices=list(PLOT_KINDS),
+                    help="history (objective and best so far against trial number and time), curves (learning "
+                         "curves of --trials), pareto (objective against params/FLOPs, front marked), importance "
+                         "(per-decision share of the objective's variance), parallel (parallel coordinates), "
+                         "bench (strategies compared, from --bench DIR)")
+    pl.add_argument("--out", required=True, help="image to write: .png or .svg")
+    _add_storage(pl)
+    pl.add_argument("--trials", help="curves: comma-separated trial numbers (default: the best five)")
+    pl.add_argument("--metric", help="curves: the metric to draw (default: the study's objective)")
+    pl.add_argument("--bench", metavar="DIR", help="bench: a folder written by `nasforge bench --out`")
+
     tr = sub.add_parser("train", help="retrain a trial's architecture from scratch (final training), or a replay file")
     tr.add_argument("--study", help="study of the trial (with --replay: the study to store into, default the file's)")
     tr.add_argument("--trial", type=int, help="trial whose architecture to retrain")
@@ -188,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PLOT_KINDS = ("history", "curves", "pareto", "importance", "parallel", "bench")
 DEFAULT_BENCH_STRATEGIES = ("random", "evolution", "reinforce", "qlearning", "model_search", "local", "bananas")
 
 

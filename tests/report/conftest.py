@@ -1,0 +1,46 @@
+"""Small stores for the report tests, written directly (no training): known trials, curves and costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasforge.core import registry
+from nasforge.core.types import Result, TrialState
+from nasforge.storage.sql import NewTrial, Store
+
+
+def write_study(storage: str, name: str = "made", space_name: str = "dnn", complete: int = 12, failed: int = 2,
+                seed: int = 0) -> dict[str, float]:
+    """A study of `complete` scored trials (params, flops and a 3-epoch curve each) and `failed` failures;
+    returns {trial number: valid_accuracy} of the complete ones."""
+    store = Store(storage)
+    info = store.create_study(name, owner="", config={"space": space_name, "space_config": {}, "strategy": "random"},
+                              objective="valid_accuracy", direction="maximize", artifact_dir="")
+    space = registry.create("space", space_name)
+    rng = np.random.default_rng(seed)
+    scores: dict[str, float] = {}
+    for i in range(complete + failed):
+        arch = space.sample(rng)
+        if i >= complete:
+            result = Result(TrialState.FAILED, error="error: injected")
+        else:
+            acc = round(float(rng.uniform(0.5, 0.95)), 4)
+            params = int(rng.integers(1_000, 100_000))
+            curve = [{"epoch": e, "valid_accuracy": acc * e / 3, "train_loss": 1.0 / e} for e in (1, 2, 3)]
+            result = Result(TrialState.COMPLETE, metrics={"valid_accuracy": acc, "flops": 2.0 * params}, score=acc,
+                            params=params, duration=1.0, curve=curve)
+        row = store.add_finished_trial(info.id, NewTrial(key=space.key(arch) + f"#{i}", arch=space.to_json(arch)),
+                                       seed=i, finish=lambda _n, r=result: r)
+        if row.state == TrialState.COMPLETE:
+            scores[str(row.number)] = float(row.score or 0.0)
+    store.dispose()
+    return scores
+
+
+@pytest.fixture
+def made_study(tmp_path: Path) -> tuple[str, dict[str, float]]:
+    storage = f"sqlite:///{tmp_path / 'made.db'}"
+    return storage, write_study(storage)
