@@ -115,6 +115,13 @@ class Study:
 
         return _saved(parallel_figure(self.info, self.space, self.trials), out)
 
+    def draw(self, trial: int | None = None, out: str | Path | None = None) -> Any:
+        """The architecture of a trial (default: the best) as a drawing model (graphs of nodes and edges),
+        written as SVG or PNG when `out` is given."""
+        from nasforge.report.drawing import draw_trial
+
+        return draw_trial(self.space, self.trial(trial), out)
+
     # ---- models --------------------------------------------------------------------------
     def _checkpoint(self, number: int | None) -> Path:
         row = self.trial(number)

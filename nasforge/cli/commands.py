@@ -156,6 +156,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     study = Study(args.study, args.storage)
     row = study.trial(args.trial)
+    if args.draw:
+        from nasforge.report.drawing import draw_trial
+        from nasforge.report.plots import check_out
+
+        check_out(args.draw, "--draw")
+        drawing = draw_trial(study.space, row, args.draw)
     curve = study.store.intermediate(study.info.id, row.number)
     out = {
         "study": study.name, "trial": row.number, "state": row.state.value, "key": row.key,
@@ -169,6 +175,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         write_replay(study.info, row, args.replay)
     print(json.dumps(out, indent=2, default=str))
+    if args.draw:
+        nodes = sum(len(g.nodes) for g in drawing.graphs)
+        edges = sum(len(g.edges) for g in drawing.graphs)
+        print(f"drew trial {row.number} to {args.draw} ({nodes} nodes, {edges} edges)", file=sys.stderr)
     if args.replay:
         print(f"wrote replay file {args.replay} (trial {row.number}); retrain it with "
               f"`nasforge train --replay {args.replay}`", file=sys.stderr)

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(sh)
     sh.add_argument("--replay", metavar="FILE",
                     help="also write a replay file (JSON) that `nasforge train --replay FILE` retrains exactly")
+    sh.add_argument("--draw", metavar="FILE", help="also draw the trial's architecture to FILE (.svg or .png)")
 
     pl = sub.add_parser("plot", help="draw a study's history, curves, cost front or decisions, or a bench run")
     pl.add_argument("--study", help="study to draw (every kind but bench)")

@@ -27,15 +27,15 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is made
     from matplotlib.figure import Figure
 
 
-def check_out(out: str | Path) -> Path:
+def check_out(out: str | Path, flag: str = "--out") -> Path:
     """The output path, refused before any work unless it ends in .png or .svg and its folder exists."""
     path = Path(out)
     if path.suffix.lower() not in FORMATS:
-        raise ConfigError(f"--out {out}: write a .png or .svg file")
+        raise ConfigError(f"{flag} {out}: write a .png or .svg file")
     if not path.parent.exists():
-        raise ConfigError(f"--out {out}: folder {path.parent} does not exist")
+        raise ConfigError(f"{flag} {out}: folder {path.parent} does not exist")
     if path.is_dir():
-        raise ConfigError(f"--out {out}: is a folder")
+        raise ConfigError(f"{flag} {out}: is a folder")
     return path
 
 
