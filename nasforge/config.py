@@ -36,6 +36,12 @@ class SearchConfig:
     address: str | None = None  # Ray cluster address (auto, HOST:PORT); none: a local Ray instance
     trial_cpus: float = 1.0  # CPUs (Ray resources) each trial requests
     trial_gpus: float = 0.0  # GPUs each trial requests (Ray)
+    # Seconds for the whole search (baseline, trials, final ensemble); None: no limit (nasforge.budget).
+    time_budget: float | None = None
+    baseline: bool = True  # fit the gradient-boosting baseline on a table's split (nasforge.baseline)
+    # Store a greedy ensemble of the best trials when it beats the best one on validation (None: only
+    # when there is a time budget; nasforge.ensemble.final).
+    final_ensemble: bool | None = None
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -53,6 +59,8 @@ class SearchConfig:
         if not self.trial_cpus > 0 or self.trial_gpus < 0:
             raise ConfigError(f"--trial-cpus must be positive and --trial-gpus 0 or more "
                               f"(got {self.trial_cpus}, {self.trial_gpus})")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(f"--time-budget must be a positive number of seconds (got {self.time_budget})")
         if self.direction not in ("maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize' (got {self.direction!r})")
         if not self.study or "/" in self.study or self.study.strip() != self.study:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from nasforge.budget import TimeBudget, check_budget
 from nasforge.config import SearchConfig
 from nasforge.core import registry
 from nasforge.core.errors import ConfigError
@@ -17,6 +18,8 @@ from nasforge.storage.sql import Store
 # Spaces whose networks read images (C, H, W): image builtins are handed to them as images.
 IMAGE_SPACES = ("cnn", "nb201", "chain_cnn", "metaqnn", "nasnet", "darts", "enas_macro")
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": None, "steps": None, "batch_size": 128, "patience": 5, "device": "cpu"}
+DEFAULT_TRIALS = 20
+UNLIMITED_TRIALS = 1_000_000  # --time-budget without --trials: trials until the budget is spent
 MIN_DEFAULT_STEPS = 4000  # small tables need many epochs, large ones few: budget the default in steps
 EPOCH_RANGE = (10, 100)
 
@@ -48,7 +51,7 @@ def build_config(
     space: str = "dnn",
     strategy: str = "model_search",
     evaluator: str = "train",
-    trials: int = 20,
+    trials: int | None = None,
     workers: int | None = None,
     study: str | None = None,
     owner: str = "",
@@ -79,9 +82,20 @@ def build_config(
     address: str | None = None,
     trial_cpus: float = 1.0,
     trial_gpus: float = 0.0,
+    time_budget: float | None = None,
+    baseline: bool = True,
+    final_ensemble: bool | None = None,
 ) -> SearchConfig:
-    """Validate everything a user gave (names, numbers, the data itself) before any study is touched."""
-    if trials is None or int(trials) < 1:
+    """Validate everything a user gave (names, numbers, the data itself) before any study is touched.
+
+    `trials` defaults to 20, or to as many as `time_budget` (seconds) allows when that is given."""
+    time_budget = check_budget(time_budget)
+    if trials is None:
+        trials = UNLIMITED_TRIALS if time_budget is not None else DEFAULT_TRIALS
+    for flag, switch in (("--baseline", baseline), ("--final-ensemble", final_ensemble)):
+        if switch is not None and not isinstance(switch, bool):
+            raise ConfigError(f"{flag} must be true or false (got {switch!r})")
+    if int(trials) < 1:
         raise ConfigError(f"--trials must be a positive number (got {trials})")
     if workers is not None and int(workers) < 1:
         raise ConfigError(f"--workers must be a positive number (got {workers})")
@@ -154,7 +168,8 @@ def build_config(
                           progress=progress, retries=int(retries),
                           trial_timeout=None if trial_timeout is None else float(trial_timeout),
                           backend=str(backend), address=address, trial_cpus=float(trial_cpus),
-                          trial_gpus=float(trial_gpus))
+                          trial_gpus=float(trial_gpus), time_budget=time_budget, baseline=bool(baseline),
+                          final_ensemble=final_ensemble)
     validate_names(config)
     if strategy_kind == "oneshot":
         from nasforge.oneshot.study import check_config
@@ -235,13 +250,15 @@ def _write_held_out(config: SearchConfig, folder: Path) -> None:
 
 
 def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) -> RunSummary:
-    """Open (or resume) the study and drive it to `config.trials` finished trials.
+    """Open (or resume) the study and drive it to `config.trials` finished trials (or to the end of its
+    time budget), after fitting the baseline and before the final ensemble (see nasforge.budget).
 
     `ensemble`: a nasforge.ensemble.schedule.Schedule, to add ensemble trials between search phases.
     """
     from nasforge.execution.local import make_backend
     from nasforge.report.progress import ProgressBar
 
+    budget = TimeBudget(config.time_budget) if config.time_budget is not None else None
     if ensemble is not None and config.strategy in registry.ONESHOT:
         raise ConfigError(f"--ensemble-schedule needs an ask/tell strategy, not the one-shot {config.strategy!r}")
     store = store or Store(config.storage)
@@ -252,19 +269,53 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
     try:
         if config.strategy in registry.ONESHOT:
             return _run_oneshot(config, store, study)
+        if config.baseline:
+            _fit_baseline(config, store, study)
         already = store.counts(study.id).finished  # a failure that was retried counts once
         backend = make_backend(config.workers, config.trial_timeout, backend=config.backend,
                                address=config.address, trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus)
-        progress = ProgressBar(total=config.trials, initial=min(already, config.trials),
-                               objective=config.objective, enabled=config.progress)
+        total = None if config.trials >= UNLIMITED_TRIALS else config.trials
+        progress = ProgressBar(total=total, initial=min(already, config.trials), objective=config.objective,
+                               enabled=config.progress, budget=budget)
         try:
             if ensemble is not None:
                 from nasforge.ensemble.schedule import run_scheduled
 
-                return run_scheduled(config, store, backend, progress, ensemble)  # type: ignore[no-any-return]
-            return Runner(config, store, backend, progress).run()
+                summary: RunSummary = run_scheduled(config, store, backend, progress, ensemble, budget)
+            else:
+                summary = Runner(config, store, backend, progress, budget).run()
         finally:
             backend.shutdown()
+        wanted = config.final_ensemble if config.final_ensemble is not None else budget is not None
+        if wanted and config.evaluator == "train" and summary.complete and not summary.broken:
+            _final_ensemble(store, study, budget, summary)
+        return summary
     finally:
         logging.getLogger("nasforge").removeHandler(handler)
         handler.close()
+
+
+def _fit_baseline(config: SearchConfig, store: Store, study: Any) -> None:
+    """Fit and store the gradient-boosting baseline once per study, on a table's own split."""
+    stored = store.get_study(study.name)
+    if config.evaluator != "train" or stored is None or stored.baseline:
+        return
+    from nasforge.baseline import applies_to, fit_baseline
+    from nasforge.data.loader import load_dataset
+
+    dataset = load_dataset(config.evaluator_config["data"])
+    if not applies_to(dataset):
+        return
+    result = fit_baseline(dataset, seed=config.seed)
+    store.set_baseline(study.id, result)
+    logging.getLogger("nasforge.baseline").info("baseline %s: %s", result["model"], result)
+
+
+def _final_ensemble(store: Store, study: Any, budget: TimeBudget | None, summary: RunSummary) -> None:
+    """The greedy ensemble of the best trials, stored only when it beats the best one on validation."""
+    from nasforge.ensemble.final import final_ensemble
+
+    row = final_ensemble(store, store.require_study(study.name), budget=budget)
+    if row is not None and row.number not in summary.new_trials:
+        summary.new_trials.append(row.number)
+    summary.final = row.number if row is not None else None

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
+from nasforge.budget import TimeBudget
 from nasforge.config import SearchConfig
 from nasforge.core import registry
 from nasforge.core.errors import ConfigError, StorageError
@@ -47,6 +48,7 @@ class RunSummary:
     new_trials: list[int] = field(default_factory=list)
     broken: bool = False  # stopped because trials kept failing
     retried: int = 0  # failed attempts this run replaced by a retry
+    final: int | None = None  # the final ensemble trial, when one was stored (nasforge.ensemble.final)
 
 
 def artifact_dir_for(config: SearchConfig, store: Store) -> Path:
@@ -140,8 +142,9 @@ class Runner:
     peek_s = 0.2  # how often a runner checks whether another one saved the strategy
 
     def __init__(self, config: SearchConfig, store: Store, backend: Backend,
-                 progress: ProgressSink | None = None) -> None:
+                 progress: ProgressSink | None = None, budget: TimeBudget | None = None) -> None:
         self.config = config
+        self.budget = budget  # a --time-budget: no trial starts that the time left cannot fit
         self.store = store
         self.backend = backend
         self.progress = progress
@@ -154,6 +157,7 @@ class Runner:
         self._version = -1  # strategy-state version our in-memory strategy reflects (-1: not loaded)
         self._logical = 0  # trials in the store, a failure and its retries counted once
         self._inflight: dict[Future[Result], tuple[TrialRow, Proposal]] = {}
+        self._submitted: dict[Future[Result], float] = {}  # when each was submitted (monotonic)
         self._inflight_keys: dict[str, int] = {}
         self._attempts: dict[int, int] = {}  # trial number -> 0 for a first try, 1 for its first retry...
         self._waiting_dups: dict[str, list[Proposal]] = {}  # keys we run, proposed again meanwhile
@@ -176,7 +180,8 @@ class Runner:
         return TrialSpec(study=c.study, number=row.number, arch=row.arch, seed=row.seed, space=c.space,
                          space_config=c.space_config, evaluator=c.evaluator,
                          evaluator_config=c.evaluator_config, budget=row.budget, objective=c.objective,
-                         direction=c.direction, workdir=workdir, threads=self._threads)
+                         direction=c.direction, workdir=workdir, threads=self._threads,
+                         deadline=self.budget.deadline() if self.budget is not None else None)
 
     def _proposal_of(self, row: TrialRow) -> Proposal:
         arch = self.space.from_json(row.arch)
@@ -269,6 +274,9 @@ class Runner:
                         ask_again = self._housekeeping(force=True) or ask_again or self._version_moved()
                         continue
                     if counts.logical >= self.config.trials:
+                        break
+                    if self.budget is not None and not self.budget.can_start():
+                        reason = f"stopped: the time budget ({self.budget.describe()}) fits no further trial"
                         break
                     if self.strategy.is_finished():
                         reason = "stopped: the strategy has nothing more to propose"
@@ -363,7 +371,7 @@ class Runner:
     def _ask_in_memory(self, slots: int) -> tuple[list[Proposal], list[Proposal], list[Proposal], int]:
         room = self.config.trials - self._logical
         n = min(room, slots)
-        if n <= 0 or self.strategy.is_finished():
+        if n <= 0 or self.strategy.is_finished() or (self.budget is not None and not self.budget.can_start()):
             return [], [], [], 0
         proposals = self.strategy.ask(n)
         fresh, waits, dups = self._classify(proposals)
@@ -415,6 +423,7 @@ class Runner:
             self._waiting_dups.setdefault(row.key, []).extend(moved)
         future = self.backend.submit(self._spec(row))
         self._inflight[future] = (row, proposal)
+        self._submitted[future] = time.monotonic()
         self._show()
 
     # ---- results -------------------------------------------------------------------------
@@ -423,6 +432,9 @@ class Runner:
         done, _ = wait(list(self._inflight), timeout=self.heartbeat_s, return_when=FIRST_COMPLETED)
         for future in done:
             row, proposal = self._inflight.pop(future)
+            submitted = self._submitted.pop(future, None)
+            if self.budget is not None and submitted is not None:
+                self.budget.record(time.monotonic() - submitted)
             try:
                 result = future.result()
             except Exception as exc:  # the worker process itself died
@@ -438,7 +450,7 @@ class Runner:
         sid = self.study.id
         attempt = self._attempts.pop(row.number, 0)
         failed = result.state == TrialState.FAILED
-        retry = failed and attempt < self.config.retries
+        retry = failed and attempt < self.config.retries and (self.budget is None or self.budget.can_start())
         retry_row: TrialRow | None = None
         with self.store.locked(sid) as conn:
             self._sync(conn)

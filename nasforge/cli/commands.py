@@ -14,9 +14,10 @@ from nasforge.core.errors import ConfigError, UserError
 SEARCH_KEYS = ("data", "label", "task", "header", "sep", "valid_file", "valid_fraction", "test_file",
                "test_fraction", "space", "strategy", "evaluator", "table", "dataset", "trials", "workers",
                "study", "owner", "storage", "root", "seed", "epochs", "steps", "batch_size", "patience",
-               "device", "retries", "trial_timeout", "backend", "address", "trial_cpus", "trial_gpus")
+               "device", "retries", "trial_timeout", "backend", "address", "trial_cpus", "trial_gpus",
+               "time_budget", "baseline", "final_ensemble")
 SEARCH_DEFAULTS: dict[str, Any] = {"space": "dnn", "strategy": "model_search", "evaluator": "train",
-                                   "trials": 20, "seed": 0, "header": "auto", "valid_fraction": 0.2,
+                                   "seed": 0, "header": "auto", "valid_fraction": 0.2,
                                    "test_fraction": 0.0, "owner": ""}
 
 
@@ -88,9 +89,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     schedule = _ensemble_schedule(args, config.seed)
     store = Store(config.storage)
     from nasforge.core import registry
+    from nasforge.launch import UNLIMITED_TRIALS
 
     oneshot = config.strategy in registry.ONESHOT
-    wanted = "one-shot search, then its derived architecture retrained" if oneshot else f"{config.trials} trials"
+    wanted = "one-shot search, then its derived architecture retrained" if oneshot else (
+        f"{config.trials} trials" if config.trials < UNLIMITED_TRIALS else "trials")
+    if config.time_budget is not None:
+        wanted += f" within {config.time_budget:g}s"
     print(f"study {config.study!r}: {config.space} space, {config.strategy} strategy, "
           f"{wanted}, objective {config.objective} ({config.direction})", file=sys.stderr)
     summary = run(config, store, ensemble=schedule)
@@ -102,13 +107,29 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"\n{summary.complete} complete, {summary.failed} failed: the one-shot trial and the retrained "
               f"architecture ({summary.elapsed:.1f}s this run)")
     else:
-        print(f"\n{summary.complete} complete, {summary.failed} failed of {config.trials} wanted "
+        of = f" of {config.trials} wanted" if config.trials < UNLIMITED_TRIALS else ""
+        print(f"\n{summary.complete} complete, {summary.failed} failed{of} "
               f"({summary.elapsed:.1f}s this run, {summary.reused} duplicate proposals answered from the store)")
+    if summary.final is not None:
+        print(f"final model: ensemble trial {summary.final} (it beats every single trial on validation)")
+    _print_baseline(store.require_study(config.study), store)
     if summary.stopped_reason:
         print(summary.stopped_reason, file=sys.stderr)
     print(f"study folder: {study.artifact_dir}")
     print(f"storage: {store.url}")
     return 1 if summary.broken or not summary.complete else 0
+
+
+def _print_baseline(study: Any, store: Any) -> None:
+    """The searched model (the best trial) next to the gradient-boosting baseline, when one is stored."""
+    from nasforge.baseline import comparison_lines
+    from nasforge.core.types import TrialState
+
+    if not study.baseline:
+        return
+    complete = [t for t in store.trials(study.id, [TrialState.COMPLETE]) if t.score is not None]
+    best = max(complete, key=lambda t: (t.score, -t.number)) if complete else None
+    print("\n".join(comparison_lines(study.baseline, best, study.objective)))
 
 
 def _space(config: dict[str, Any]) -> Any:
@@ -148,6 +169,9 @@ def cmd_trials(args: argparse.Namespace) -> int:
         print(format_json(rows))
     else:
         print(format_table(rows))
+        if study.info.baseline:
+            print()
+            _print_baseline(study.info, study.store)
     return 0
 
 
@@ -168,7 +192,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "architecture": row.arch, "summary": _safe_summary(study, row.arch), "metrics": row.metrics,
         "params": row.params, "seed": row.seed, "parent": row.parent, "duration_s": row.duration,
         "started": row.started, "finished": row.finished, "error": row.error, "checkpoint": row.checkpoint,
-        "info": row.info, "curve": _curve(curve),
+        "info": row.info, "curve": _curve(curve), "baseline": study.info.baseline,
     }
     if args.replay:
         from nasforge.final import write_replay

@@ -59,7 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--evaluator", help="train (default) or table (benchmark lookup)")
     s.add_argument("--table", help="benchmark table CSV for --evaluator table")
     s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
-    s.add_argument("--trials", type=int, help="total number of trials wanted (default 20)")
+    s.add_argument("--trials", type=int, help="total number of trials wanted (default 20; with --time-budget: "
+                                              "as many as fit)")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="wall-clock seconds for the whole search: baseline, trials and final ensemble")
+    s.add_argument("--no-baseline", dest="baseline", action="store_const", const=False,
+                   help="do not fit the gradient-boosting baseline on a table")
+    s.add_argument("--final-ensemble", dest="final_ensemble", action="store_const", const=True,
+                   help="end with a greedy ensemble of the best trials, kept if it wins on validation "
+                        "(default with --time-budget)")
+    s.add_argument("--no-final-ensemble", dest="final_ensemble", action="store_const", const=False,
+                   help="no final ensemble, also with --time-budget")
     s.add_argument("--workers", type=int, help="parallel trials (default: number of cores)")
     s.add_argument("--retries", type=int, help="run a failed trial again up to N times (default 1)")
     s.add_argument("--trial-timeout", type=float, metavar="SECONDS",

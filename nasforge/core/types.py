@@ -120,6 +120,9 @@ class TrialSpec:
     direction: str
     workdir: str | None
     threads: int = 1
+    # time.time() by which the trial should end (a search's --time-budget): the train evaluator stops after
+    # the last epoch that fits, keeping its best epoch so far. None: no deadline.
+    deadline: float | None = None
 
 
 def canonical_json(data: Any) -> str:

@@ -200,8 +200,10 @@ class _KeepOpen:
         return None
 
 
-def run_scheduled(config: SearchConfig, store: Store, backend: Backend, progress: Any, schedule: Schedule) -> Any:
-    """Drive the study to `config.trials` finished trials, searched and ensemble trials together."""
+def run_scheduled(config: SearchConfig, store: Store, backend: Backend, progress: Any, schedule: Schedule,
+                  budget: Any = None) -> Any:
+    """Drive the study to `config.trials` finished trials, searched and ensemble trials together (or until
+    the time budget, a nasforge.budget.TimeBudget, fits no further trial)."""
     from nasforge.runner import Runner, RunSummary
 
     start = time.perf_counter()
@@ -212,7 +214,7 @@ def run_scheduled(config: SearchConfig, store: Store, backend: Backend, progress
     study = None
     try:
         while True:
-            runner_probe = Runner(config, store, backend, keep)
+            runner_probe = Runner(config, store, backend, keep, budget)
             study = runner_probe.study
             rows = store.trials(study.id)
             finished = count_finished(rows)

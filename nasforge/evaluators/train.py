@@ -193,6 +193,10 @@ class _Run:
     channels_last: bool
     precision: str = "fp32"
     step: int = 0
+    deadline: float | None = None  # time.time() at which training stops (a search's time budget)
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
     def precision_context(self) -> contextlib.AbstractContextManager[Any]:
         return autocast(self.model, self.precision)
@@ -354,7 +358,7 @@ class TrainEvaluator:
                    clip=float(hp["grad_clip"]) if hp.get("grad_clip") else None, total_steps=total_steps,
                    step_scheduler=step_scheduler, generator=torch.Generator().manual_seed(spec.seed),
                    augment_generator=torch.Generator().manual_seed(spec.seed + 1), channels_last=channels_last,
-                   precision=resolve_precision(self.precision, device))
+                   precision=resolve_precision(self.precision, device), deadline=spec.deadline)
         train_epoch: Callable[[_Run, _Prepared], tuple[float, int]]
         if task == LANGUAGE_MODEL:
             train_epoch = lambda r, d: self._lm_epoch(r, d, int(dataset.spec.input_shape[0]))  # noqa: E731
@@ -369,7 +373,9 @@ class TrainEvaluator:
         best_state: dict[str, torch.Tensor] | None = None
         train_start = time.perf_counter()
         bad_epochs = 0
+        time_limited = False
         for epoch in range(1, max_epochs + 1):
+            epoch_start = time.time()
             lr = float(optimizer.param_groups[0]["lr"])
             loss_sum, seen = train_epoch(run, data)
             train_loss = loss_sum / max(seen, 1)
@@ -394,6 +400,10 @@ class TrainEvaluator:
                     break
             if run.step >= total_steps:
                 break
+            now = time.time()
+            if run.deadline is not None and now + (now - epoch_start) > run.deadline:
+                time_limited = True  # another epoch as long as this one would end past the search's deadline
+                break
 
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -404,6 +414,8 @@ class TrainEvaluator:
         if data.test is not None:
             metrics.update(self._metrics(model, data, data.test, "test", dataset.spec, channels_last))
         metrics.update(train_time=time.perf_counter() - train_start, params=float(params), data_fraction=fraction)
+        if time_limited or run.out_of_time():
+            metrics["time_limited"] = 1.0
         if flops is not None:
             metrics["flops"] = flops
         checkpoint = None
@@ -423,8 +435,8 @@ class TrainEvaluator:
         perm = torch.randperm(len(y), generator=run.generator).to(device)
         loss_sum = torch.zeros((), device=device)
         seen = 0
-        for s, e in batches:
-            if run.step >= run.total_steps:
+        for i, (s, e) in enumerate(batches):
+            if run.step >= run.total_steps or (i % 16 == 15 and run.out_of_time()):
                 break
             idx = perm[s:e]
             xb = x[idx]

@@ -23,6 +23,8 @@ class StudyModel(Base):
     direction: Mapped[str] = mapped_column(String(10), nullable=False)
     artifact_dir: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    # The gradient-boosting baseline fitted on the study's split (nasforge.baseline): its metrics.
+    baseline: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class TrialModel(Base):
@@ -80,4 +82,4 @@ class StrategyStateModel(Base):
 
 # Columns added after the first release: (table, column, SQL type) added to older databases on open.
 ADDED_COLUMNS = (("trials", "runner", "VARCHAR(200)"), ("trials", "retry_of", "INTEGER"),
-                 ("strategy_state", "version", "INTEGER NOT NULL DEFAULT 0"))
+                 ("strategy_state", "version", "INTEGER NOT NULL DEFAULT 0"), ("studies", "baseline", "JSON"))

@@ -53,6 +53,7 @@ class StudyInfo:
     direction: str
     artifact_dir: str
     created: datetime
+    baseline: JSONDict | None = None  # the gradient-boosting baseline's metrics (nasforge.baseline)
 
 
 @dataclass
@@ -116,7 +117,8 @@ def _row(m: Any) -> TrialRow:
 
 def _study(m: StudyModel) -> StudyInfo:
     return StudyInfo(id=m.id, name=m.name, owner=m.owner, config=m.config, objective=m.objective,
-                     direction=m.direction, artifact_dir=m.artifact_dir, created=m.created)
+                     direction=m.direction, artifact_dir=m.artifact_dir, created=m.created,
+                     baseline=dict(m.baseline) if m.baseline else None)
 
 
 class Store:
@@ -225,6 +227,11 @@ class Store:
             if found is None:
                 raise
             return found
+
+    def set_baseline(self, study_id: int, baseline: JSONDict) -> None:
+        """Store the baseline's metrics with the study (replacing any earlier one)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(StudyModel).where(StudyModel.id == study_id).values(baseline=baseline))
 
     def list_studies(self) -> list[dict[str, Any]]:
         with self.session() as s:

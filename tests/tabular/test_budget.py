@@ -1,0 +1,128 @@
+"""--time-budget: planning from measured trial times, trial deadlines, and a budgeted search end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import nasforge
+from nasforge.budget import TimeBudget, check_budget
+from nasforge.cli.main import main
+from nasforge.core.errors import ConfigError
+from nasforge.core.types import TrialSpec
+from nasforge.data.loader import data_config
+
+
+def test_budget_plans_from_measured_trial_times() -> None:
+    start = time.monotonic()
+    budget = TimeBudget(100.0, start=start, reserve=10.0)
+    assert budget.can_start()  # nothing measured yet: any trial may start
+    assert 89.0 < budget.trials_left() <= 90.0
+    assert abs(budget.deadline() - (time.time() + 90.0)) < 1.0
+    budget.record(30.0)
+    budget.record(50.0)
+    assert budget.expected_trial() == 40.0 and budget.can_start()
+    late = TimeBudget(100.0, start=start - 60.0, reserve=10.0)  # 60 s spent: 30 s left for trials
+    late.record(40.0)
+    assert not late.can_start()
+    spent = TimeBudget(10.0, start=start - 11.0)
+    assert spent.left() < 0 and not spent.can_start()
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf"), "10", True])
+def test_bad_budgets_are_config_errors(bad: object) -> None:
+    with pytest.raises(ConfigError, match="--time-budget"):
+        check_budget(bad)  # type: ignore[arg-type]
+
+
+def test_bad_budget_flag_exits_2_and_stores_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "db.sqlite"
+    code = main(["search", "--data", "builtin:iris", "--time-budget", "0", "--storage", f"sqlite:///{db}",
+                 "--no-progress"])
+    assert code == 2 and "--time-budget" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_a_trial_ends_at_its_deadline() -> None:
+    from nasforge.evaluators.train import TrainEvaluator
+    from nasforge.execution.worker import _NullReporter
+    from nasforge.spaces.dnn import DNNSpace
+
+    space = DNNSpace()
+    arch = space.from_json({"blocks": ["fc_64"]})
+    evaluator = TrainEvaluator(data=data_config("builtin:digits"), epochs=1000, patience=None, save_weights=False)
+    spec = TrialSpec(study="s", number=0, arch=space.to_json(arch), seed=0, space="dnn", space_config={},
+                     evaluator="train", evaluator_config={}, budget={}, objective="valid_accuracy",
+                     direction="maximize", workdir=None, deadline=time.time() + 1.5)
+    start = time.perf_counter()
+    result = evaluator.evaluate(arch, spec, _NullReporter(), space=space)
+    assert time.perf_counter() - start < 4.0
+    assert result.metrics["time_limited"] == 1.0 and 1 <= result.metrics["epochs"] < 1000
+    assert result.metrics["valid_accuracy"] > 0.5
+
+
+def test_budgeted_search_stops_in_time_and_reports_the_baseline(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    start = time.perf_counter()
+    code = main(["search", "--data", "builtin:wine", "--time-budget", "8", "--workers", "1", "--epochs", "30",
+                 "--test-fraction", "0.25", "--study", "wine", "--storage", storage, "--no-progress"])
+    wall = time.perf_counter() - start
+    captured = capsys.readouterr()
+    assert code == 0
+    assert wall < 8 + 3.0  # the trials end at their deadline; the final step fits the reserve
+    assert "time budget" in captured.err and "trials within 8s" in captured.err
+    assert "baseline HistGradientBoostingClassifier" in captured.out and "search vs baseline" in captured.out
+    study = nasforge.load_study("wine", storage=storage)
+    searched = [t for t in study.trials if t.info.get("kind") is None]
+    assert len(searched) >= 2  # trials until the budget was spent, not the default 20 or one
+    baseline = study.info.baseline
+    assert baseline is not None and {"valid_accuracy", "test_accuracy", "fit_s"} <= set(baseline)
+    finals = [t for t in study.trials if t.info.get("final")]
+    if finals:  # stored only when it beats every single trial on validation accuracy
+        assert finals[0].number == study.best_trial.number
+        assert all(finals[0].metrics["valid_accuracy"] > t.metrics["valid_accuracy"] for t in searched
+                   if t.state.value == "complete")
+    assert main(["trials", "--study", "wine", "--storage", storage]) == 0
+    assert "baseline HistGradientBoostingClassifier" in capsys.readouterr().out
+    assert main(["show", "--study", "wine", "--storage", storage]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"]["model"] == "HistGradientBoostingClassifier"
+
+
+def test_regression_baseline_reports_rmse_and_r2(tmp_path: Path) -> None:
+    study = nasforge.search("builtin:diabetes", trials=1, workers=1, epochs=2, test_fraction=0.2,
+                            storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    baseline = study.info.baseline
+    assert baseline is not None and baseline["model"] == "HistGradientBoostingRegressor"
+    assert {"valid_rmse", "valid_r2", "test_rmse", "test_r2"} <= set(baseline)
+    assert baseline["valid_rmse"] > 0 and baseline["valid_r2"] < 1
+
+
+def test_no_baseline_and_resume_keeps_the_stored_one(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    none = nasforge.search("builtin:iris", trials=1, workers=1, epochs=1, storage=storage, study="a",
+                           baseline=False)
+    assert none.info.baseline is None
+    first = nasforge.search("builtin:iris", trials=1, workers=1, epochs=1, storage=storage, study="b")
+    again = nasforge.search("builtin:iris", trials=2, workers=1, epochs=1, storage=storage, study="b")
+    assert first.info.baseline is not None and again.info.baseline == first.info.baseline
+
+
+def test_final_ensemble_is_kept_only_when_strictly_better(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasforge.ensemble import final
+    from nasforge.ensemble.selection import Selection
+
+    study = nasforge.search("builtin:iris", trials=3, workers=1, epochs=2, storage=f"sqlite:///{tmp_path / 'd.db'}",
+                            baseline=False, final_ensemble=False)
+    best = study.best_trial
+    assert best is not None and len(study.trials) == 3
+    tie = {"valid_accuracy": best.metrics["valid_accuracy"], "valid_loss": 0.0}
+    monkeypatch.setattr(final, "greedy", lambda terms, *a: Selection([0.5, 0.5] + [0.0] * (len(terms) - 2), tie))
+    assert final.final_ensemble(study.store, study.info) is None  # a tie on accuracy, better only on log-loss
+    better = {"valid_accuracy": best.metrics["valid_accuracy"] + 0.01, "valid_loss": 0.0}
+    monkeypatch.setattr(final, "greedy", lambda terms, *a: Selection([0.5, 0.5] + [0.0] * (len(terms) - 2), better))
+    row = final.final_ensemble(study.store, study.info)
+    assert row is not None and row.info["final"] and len(row.info["members"]) == 2
