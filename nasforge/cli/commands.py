@@ -359,6 +359,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from nasforge.dashboard.server import run
+    from nasforge.storage.sql import default_storage_url
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535 (got {args.port})")
+    return run(args.storage or default_storage_url(), args.host, args.port, args.allow_remote)
+
+
 def _ensemble_schedule(args: argparse.Namespace, seed: int) -> Any:
     options = dict(getattr(args, "ensemble_option", None) or [])
     name = getattr(args, "ensemble_schedule", None)

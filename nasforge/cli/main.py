@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--epochs", type=int, help="training epochs (default: the study's budget)")
     di.add_argument("--top", type=int, default=10, help="leaderboard rows to print (default 10)")
 
+    da = sub.add_parser("dashboard", help="a local, read-only web UI over a store: studies, live leaderboard, plots")
+    _add_storage(da)
+    da.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    da.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    da.add_argument("--allow-remote", action="store_true",
+                    help="allow a non-loopback --host (there is no login: anyone who reaches it sees the store)")
+
     b = sub.add_parser("bench", help="compare strategies on a benchmark table (NAS-Bench-201 format)")
     b.add_argument("--table", required=True, help="CSV with arch_str and <dataset>_valid/_test columns")
     b.add_argument("--dataset", default="cifar10", help="dataset columns to use (default cifar10)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import traceback
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from nasforge.core import registry
@@ -18,18 +20,39 @@ class _NullReporter:
         return None
 
 
+PROGRESS_FILE = "progress.jsonl"
+
+
+class ProgressFile:
+    """Appends each epoch's metrics to `<trial folder>/progress.jsonl`, so a reader (the dashboard) sees a
+    running trial's curve before the runner stores it; then passes them on. Writing is best effort: a
+    full disk never fails the trial."""
+
+    def __init__(self, workdir: str, then: Reporter | None = None) -> None:
+        self.path = Path(workdir) / PROGRESS_FILE
+        self.then = then
+        self.broken = False
+
+    def report(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.broken:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a") as f:
+                    f.write(json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}}) + "\n")
+            except (OSError, TypeError, ValueError):
+                self.broken = True
+        if self.then is not None:
+            self.then.report(step, metrics)
+
+
 @lru_cache(maxsize=8)
 def _space(name: str, config_json: str) -> Any:
-    import json
-
     return registry.create("space", name, **json.loads(config_json))
 
 
 @lru_cache(maxsize=4)
 def _evaluator(name: str, config_json: str) -> Any:
     """Evaluators are cached per process so a worker loads its data once, not once per trial."""
-    import json
-
     return registry.create("evaluator", name, **json.loads(config_json))
 
 
@@ -78,7 +101,8 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> Result:
         space = _space(spec.space, canonical_json(spec.space_config))
         evaluator = _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
         arch = space.from_json(spec.arch)
-        result: Result = evaluator.evaluate(arch, spec, reporter or _NullReporter())
+        progress: Reporter = ProgressFile(spec.workdir, reporter) if spec.workdir else reporter or _NullReporter()
+        result: Result = evaluator.evaluate(arch, spec, progress)
     except Exception as exc:  # a trial must never take the search down
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return Result(TrialState.FAILED, error=f"{failure_kind(exc)}: {detail}", duration=time.perf_counter() - start,
