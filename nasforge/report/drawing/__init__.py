@@ -31,10 +31,7 @@ def drawing_for(space: Any, arch: Architecture) -> Drawing:
         return CELL_DRAWERS[space.name](space, arch)
     describe = getattr(space, "layer_diagram", None) or (
         (lambda a: LAYER_DIAGRAMS[space.name](space, a)) if space.name in LAYER_DIAGRAMS else None)
-    if describe is None:
-        raise UserError(f"space {space.name!r} has no drawing: give it a layer_diagram(arch) method "
-                        "(nasforge/report/drawing/layers.py)")
-    diagram = describe(arch)
+    diagram = describe(arch) if describe is not None else layers.decision_chain(space, arch)
     return layers.layer_drawing(f"{space.name}: {len(diagram['layers'])} layers", diagram)
 
 

@@ -114,3 +114,12 @@ def cnn(space: Any, arch: Architecture) -> JSONDict:
         layers.append(dict(zip(("label", "detail"), block_label(name))))
     return {"input": "image", "layers": layers, "output": "output layer" if pooled else "global avg pool → output",
             "caption": "conv blocks, then dense blocks after global average pooling"}
+
+
+def decision_chain(space: Any, arch: Architecture) -> JSONDict:
+    """The fallback for a space with no drawer and no `layer_diagram`: its decisions, one box each, in order."""
+    steps = [{"label": f"{dec.name}" + (f" [{dec.layer}]" if dec.layer is not None else ""),
+              "detail": str(dec.choices[token])} for dec, token in space.walk(arch.tokens)]
+    return {"input": "input", "layers": steps, "output": "output",
+            "caption": f"{space.name} has no drawing of its own: its decisions in order (give the space a "
+                       "layer_diagram(arch) method to draw its layers)"}
