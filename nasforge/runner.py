@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from nasforge.budget import TimeBudget
 from nasforge.config import SearchConfig
 from nasforge.core import registry
-from nasforge.core.errors import ConfigError, StorageError
+from nasforge.core.errors import ConfigError, StorageError, WorkerStartError
 from nasforge.core.protocols import Backend
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import Proposal, Result, TrialSpec, TrialState, canonical_json
@@ -437,6 +437,8 @@ class Runner:
                 self.budget.record(time.monotonic() - submitted)
             try:
                 result = future.result()
+            except WorkerStartError:  # no worker can start: every later trial would fail the same way
+                raise
             except Exception as exc:  # the worker process itself died
                 result = Result(TrialState.FAILED, error=f"crash: {type(exc).__name__}: {exc}")
             result.trial_number = row.number

@@ -17,3 +17,7 @@ class ConfigError(UserError):
 
 class StorageError(UserError):
     """A storage URL that cannot be opened or a study that does not exist."""
+
+
+class WorkerStartError(UserError):
+    """A trial worker process could not start (interpreter, install or import problem): the search stops."""

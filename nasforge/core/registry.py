@@ -48,6 +48,18 @@ def available(kind: str) -> list[str]:
     return sorted(_KINDS[kind])
 
 
+def tables() -> dict[str, dict[str, str]]:
+    """Every kind's names and factories, as plain JSON: what a worker process needs to resolve the same names."""
+    return {kind: dict(table) for kind, table in _KINDS.items()}
+
+
+def load_tables(given: dict[str, dict[str, str]]) -> None:
+    """Make this process's names those of `tables()` in another (entries a parent process added included)."""
+    for kind, table in given.items():
+        _KINDS[kind].clear()
+        _KINDS[kind].update(table)
+
+
 def resolve(kind: str, name: str) -> Callable[..., Any]:
     table = _KINDS[kind]
     if name not in table:

@@ -18,6 +18,7 @@ import time
 
 from nasforge.core.protocols import Reporter
 from nasforge.core.types import Architecture, Result, TrialSpec, TrialState
+from nasforge.execution.worker_process import in_pool_worker
 
 
 class SyntheticEvaluator:
@@ -48,7 +49,7 @@ class SyntheticEvaluator:
         if self.hang_every and n % self.hang_every == 0:
             time.sleep(self.hang)  # a stuck trial: only a --trial-timeout (killing its worker) ends it
         if self.crash_every and n % self.crash_every == 0:
-            if multiprocessing.parent_process() is None:  # never kill the runner itself
+            if multiprocessing.parent_process() is None and not in_pool_worker():  # never kill the runner itself
                 raise RuntimeError(f"injected crash in trial {spec.number} (in-process: not killing the runner)")
             os.kill(os.getpid(), signal.SIGKILL)  # the worker dies as under the kernel's OOM killer
         value = self.value(arch)

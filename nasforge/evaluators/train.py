@@ -123,6 +123,15 @@ def make_optimizer(params: list[nn.Parameter], hp: JSONDict) -> torch.optim.Opti
     raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
 
+def _warm_up_torch() -> None:
+    """One tiny optimizer step: torch imports its optimizers' machinery (torch._dynamo, over a second) on the
+    first optimizer made in a process, which would otherwise be counted in a worker's first trial."""
+    weight = nn.Parameter(torch.zeros(1))
+    optimizer = make_optimizer([weight], {"optimizer": "adam", "learning_rate": 1e-3})
+    (weight * 2.0).sum().backward()
+    optimizer.step()
+
+
 def detach_state(state: Any) -> Any:
     """A recurrent state (a tensor, or tuples/lists of them) cut from the graph of the last window."""
     if isinstance(state, torch.Tensor):
@@ -294,6 +303,25 @@ class TrainEvaluator:
             self._dataset = load_dataset(self.data)
         return self._dataset
 
+    def prepare(self, spec: TrialSpec) -> bool:
+        """Load the data and put the trial's share of it on the device before the trial starts, so that a
+        trial's time is its training, not the loading its worker does once. True when it loaded anything."""
+        loaded = self._dataset is None
+        if loaded:
+            _warm_up_torch()
+        dataset = self.dataset()
+        device = resolve_device(self.device)
+        fraction = self._fraction_of(spec.budget or {})
+        if (str(device), fraction) not in self._prepared:
+            self._prepare(dataset, device, fraction)
+            loaded = True
+        return loaded
+
+    def _fraction_of(self, budget: JSONDict) -> float:
+        if budget.get("data_fraction") is not None:
+            return self._check_fraction(budget["data_fraction"])
+        return self.data_fraction
+
     # ---- the trial ------------------------------------------------------------------
     def evaluate(self, arch: Architecture, spec: TrialSpec, reporter: Reporter, space: Any = None) -> Result:
         """Train `arch` under the trial's budget; `space` (default: from the registry by `spec.space`)
@@ -302,8 +330,7 @@ class TrainEvaluator:
         dataset = self.dataset()
         device = resolve_device(self.device)
         budget = spec.budget or {}
-        fraction = self._check_fraction(budget["data_fraction"]) if budget.get("data_fraction") is not None \
-            else self.data_fraction
+        fraction = self._fraction_of(budget)
         data = self._prepare(dataset, device, fraction)
         task = data.task
         images = task == CLASSIFICATION and len(dataset.spec.input_shape) == 3

@@ -72,9 +72,17 @@ def failure_kind(exc: BaseException) -> str:
     return "error"
 
 
-def prepare(spec: TrialSpec) -> None:
-    """Import torch, build (and cache) the trial's space and evaluator: a worker's start-up, which a time
-    limit should not count. Errors are left for `run_trial` to report."""
+STARTUP_METRIC = "startup_time"
+
+
+def prepare(spec: TrialSpec) -> float:
+    """Import torch, build (and cache) the trial's space and evaluator and let the evaluator load its data: a
+    worker's start-up, which neither the trial's time nor a time limit should count.
+
+    Returns the seconds spent building what was not cached yet (0.0 when everything was, so a worker's later
+    trials report no start-up). Errors are left for `run_trial` to report."""
+    start = time.perf_counter()
+    built_before = _space.cache_info().misses + _evaluator.cache_info().misses
     try:
         if spec.threads > 0:
             import torch
@@ -82,9 +90,20 @@ def prepare(spec: TrialSpec) -> None:
             if torch.get_num_threads() != spec.threads:
                 torch.set_num_threads(spec.threads)
         _space(spec.space, canonical_json(spec.space_config))
-        _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
+        evaluator = _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
+        warm_up = getattr(evaluator, "prepare", None)
+        loaded = bool(warm_up(spec)) if callable(warm_up) else False
     except Exception:
-        return
+        return 0.0
+    built = loaded or _space.cache_info().misses + _evaluator.cache_info().misses > built_before
+    return time.perf_counter() - start if built else 0.0
+
+
+def with_startup(result: Result, seconds: float) -> Result:
+    """Record the start-up its worker paid before this trial as its own metric, apart from `duration`."""
+    if seconds > 0.0:
+        result.metrics[STARTUP_METRIC] = float(seconds)
+    return result
 
 
 def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> Result:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge.core.types import TrialState
+from nasforge.execution.worker import STARTUP_METRIC
 from nasforge.storage.sql import StudyInfo, TrialRow
 
 
@@ -40,6 +41,8 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
             test_name: t.metrics.get(test_name),
             "params": t.params,
             "time_s": round(t.duration, 2) if t.duration is not None else None,
+            # a worker's start-up (process, imports, data), paid before its first trial and not in time_s
+            "startup_s": round(t.metrics[STARTUP_METRIC], 2) if STARTUP_METRIC in t.metrics else None,
             "architecture": summary,
             "error": t.error,
         })
