@@ -40,11 +40,15 @@ class Predictor:
     # ---- inputs --------------------------------------------------------------------------
     def read(self, path: str | Path) -> Any:
         """A CSV/TSV (optionally .gz) with the training file's columns; the label column is optional.
+        `builtin:NAME` reads that builtin dataset whole, as `search --data builtin:NAME` does.
 
         Image models read a .npy/.npz array of raw images (labels from an npz's `y`/`labels`), image
         files, or a folder of class subfolders (labels from the folder names)."""
+        from nasforge.data.builtin import builtin_frame, builtin_images, is_builtin
         from nasforge.data.csv import read_features_frame
 
+        if is_builtin(path):
+            return ImageBatch(*builtin_images(str(path))) if self.images is not None else builtin_frame(str(path))[0]
         if self.images is not None:
             return self._read_images(Path(path))
         if self.preprocessor is None:

@@ -74,3 +74,12 @@ def test_class_folders_give_labels_and_bad_inputs_one_line(
     err = capsys.readouterr().err.strip()
     assert "needs labels" in err and len(err.splitlines()) == 1
     assert main(["predict", "--study", "digits", "--storage", storage, "--data", str(tmp_path / "x.csv")]) == 2
+
+
+def test_predict_reads_the_builtin_images_it_was_searched_on(digits_study, capsys) -> None:
+    storage = digits_study[0]
+    assert main(["predict", "--study", "digits", "--storage", storage, "--data", "builtin:digits"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "prediction" and len(lines) == 1 + 1797  # every image of the 8x8 digits
+    assert main(["predict", "--study", "digits", "--storage", storage, "--data", "builtin:digits", "--evaluate"]) == 0
+    assert capsys.readouterr().out.startswith("accuracy=")

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(pr)
     pr.add_argument("--data", required=True, help="CSV/TSV file with the training file's feature columns "
                                                   "(image models: .npy/.npz of raw pixels, labels as y in an .npz; a "
-                                                  "study's image model also reads image files and class folders)")
+                                                  "study's image model also reads image files and class folders), "
+                                                  "or builtin:NAME as in search")
     pr.add_argument("--out", help="output CSV (default: standard output)")
     pr.add_argument("--evaluate", action="store_true", help="print the metric (the file must have the label)")
     pr.add_argument("--proba", action="store_true", help="also write class probabilities")

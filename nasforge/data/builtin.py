@@ -65,6 +65,23 @@ def builtin_frame(name: str) -> tuple[pd.DataFrame, str]:
     return frame, task
 
 
+def is_builtin(data: object) -> bool:
+    """True for `builtin:NAME` (not a file path): what `predict` and `search` both accept as data."""
+    return isinstance(data, str) and data.startswith(PREFIX)
+
+
+def builtin_images(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A picture builtin's raw images, (N, 1, H, W) float32 pixels, and its int64 labels."""
+    from sklearn import datasets
+
+    bare = builtin_name(name)
+    if bare not in IMAGE_BUILTINS:
+        raise DataError(f"builtin dataset {name!r} is not images; image builtins: "
+                        f"{', '.join(PREFIX + n for n in sorted(IMAGE_BUILTINS))}")
+    bunch = getattr(datasets, IMAGE_BUILTINS[bare][0])()
+    return np.asarray(bunch.images, dtype=np.float32)[:, None], np.asarray(bunch.target, dtype=np.int64)
+
+
 def write_csv(name: str, path: str | os.PathLike[str], *, include_label: bool = True) -> str:
     """Export a builtin dataset as a file; `.tsv` gets tabs, `.gz` gzip; returns the absolute path."""
     frame, _ = builtin_frame(name)
@@ -136,8 +153,7 @@ class BuiltinProvider:
 
         loader, maximum = IMAGE_BUILTINS[self.name]
         bunch = getattr(datasets, loader)()
-        images = np.asarray(bunch.images, dtype=np.float32)[:, None]
-        labels = np.asarray(bunch.target, dtype=np.int64)
+        images, labels = builtin_images(self.name)
         return image_dataset((images, labels), name=PREFIX + self.name,
                              class_names=[str(n) for n in bunch.target_names],
                              valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,

@@ -228,7 +228,12 @@ class ShippedModel:
         return tuple(str(spec["name"]) for spec in self.input.get("columns", ()))
 
     def read(self, path: str | Path) -> Any:
-        """A CSV/TSV file (tabular models) or a .npy/.npz array of raw images (image models)."""
+        """A CSV/TSV file (tabular models) or a .npy/.npz array of raw images (image models), or
+        `builtin:NAME` (that builtin dataset whole)."""
+        from nasforge.data.builtin import builtin_frame, builtin_images, is_builtin
+
+        if is_builtin(path):
+            return builtin_images(str(path))[0] if self.kind == "image" else builtin_frame(str(path))[0]
         if self.kind == "image":
             return read_image_array(path)
         from nasforge.data.csv import read_features_frame

@@ -1,0 +1,26 @@
+"""`predict --data builtin:NAME` (a study's model and an exported one), as `search --data builtin:NAME` takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nasforge.cli.main import main
+
+
+def test_predict_and_an_exported_model_accept_builtin_data(tmp_path: Path, capsys) -> None:
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert main(["search", "--data", "builtin:iris", "--trials", "1", "--epochs", "1", "--workers", "1",
+                 "--study", "iris", "--storage", storage, "--no-progress", "--no-baseline"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--study", "iris", "--storage", storage, "--data", "builtin:iris"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "prediction" and len(lines) == 151
+    assert set(lines[1:]) <= {"setosa", "versicolor", "virginica"}
+    model = tmp_path / "model.pt"
+    assert main(["export", "--study", "iris", "--storage", storage, "--format", "torchscript",
+                 "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--data", "builtin:iris", "--evaluate"]) == 0
+    assert capsys.readouterr().out.startswith("accuracy=")
+    assert main(["predict", "--study", "iris", "--storage", storage, "--data", "builtin:no_such"]) == 2
+    assert "unknown builtin dataset 'builtin:no_such'" in capsys.readouterr().err
