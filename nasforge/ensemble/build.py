@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from nasforge.core.errors import ConfigError, UserError
 from nasforge.core.types import JSONDict
-from nasforge.ensemble.combine import PROBABILITIES, check_combine
+from nasforge.ensemble.combine import PROBABILITIES, check_combine, rank, scores
 from nasforge.ensemble.members import ENSEMBLE, StudyMembers, kind_of
 from nasforge.ensemble.selection import METHODS, select
 from nasforge.storage.sql import TrialRow
@@ -39,5 +40,28 @@ def make_ensemble(members: StudyMembers, method: str = DEFAULT_METHOD, size: int
     terms = [members.terms(r, combine) for r in candidates]
     chosen = select(method, terms, members.y_valid, members.task, combine, size)
     picked = [(r, w) for r, w in zip(candidates, chosen.weights) if w > 0]
+    flag = worse_than_best_member(members, [r for r, _ in picked], chosen.metrics, combine)
     return members.add_ensemble([r for r, _ in picked], [w for _, w in picked], combine, method,
-                                {"pool": [r.number for r in candidates], **(extra or {})})
+                                {"pool": [r.number for r in candidates], **flag, **(extra or {})})
+
+
+def worse_than_best_member(members: StudyMembers, picked: Sequence[TrialRow],
+                           metrics: JSONDict, combine: str) -> JSONDict:
+    """{"worse_than_member": N} when member N alone ranks above the ensemble on validation (accuracy, then
+    log-loss; RMSE for regression): the ensemble is stored, flagged, and the member keeps the first rank."""
+    by_number = {r.number: r for r in picked}
+    best_number, best_rank = None, None
+    for r in by_number.values():
+        single = scores(member_terms_of(members, r, combine), members.y_valid, members.task, "valid")
+        value = rank(single, members.task)
+        if best_rank is None or value > best_rank:
+            best_number, best_rank = r.number, value
+    if best_rank is not None and rank(dict(metrics), members.task) < best_rank:
+        return {"worse_than_member": best_number}
+    return {}
+
+
+def member_terms_of(members: StudyMembers, row: TrialRow, combine: str) -> Any:
+    from nasforge.ensemble.combine import finish
+
+    return finish(members.terms(row, combine), members.task, combine)

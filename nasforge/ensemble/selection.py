@@ -48,6 +48,8 @@ def greedy(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str, 
     """Caruana's ensemble selection: `size` steps, each adding (with replacement) the candidate that makes
     the running average best on validation; the best ensemble of the sequence is returned (the first one
     on ties, so the smallest). Ties between candidates go to the lower index (callers pass the best first).
+    While the ensemble is one member, a step adds a different one (re-adding it would change nothing, and
+    the selection would repeat that member to the end).
     """
     if size < 1 or not terms:
         raise ConfigError(f"greedy selection needs at least one candidate and --size >= 1 (got {size})")
@@ -58,11 +60,14 @@ def greedy(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str, 
     for step in range(1, size + 1):
         step_best: tuple[int, tuple[float, float], dict[str, float]] | None = None
         for i, t in enumerate(terms):
+            if step > 1 and sum(counts) == counts[i]:
+                continue  # re-adding the only member leaves the ensemble unchanged: not a step
             metrics = scores(finish((total + t) / step, task, combine), y, task, "valid")
             r = rank(metrics, task)
             if step_best is None or r > step_best[1]:
                 step_best = (i, r, metrics)
-        assert step_best is not None
+        if step_best is None:
+            break  # a single candidate: nothing to add
         i, r, metrics = step_best
         total = total + terms[i]
         counts[i] += 1

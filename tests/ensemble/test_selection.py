@@ -36,7 +36,8 @@ def test_caruana_keeps_the_best_prefix_and_picks_with_replacement() -> None:
     perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8]])
     bad = np.array([[0.1, 0.9], [0.3, 0.7], [0.9, 0.1]])
     sel = greedy([bad, perfect], np.array([0, 0, 1]), "classification", PROBABILITIES, size=4)
-    assert [c for c, _ in sel.history] == [[0, 1], [0, 2], [0, 3], [0, 4]]  # the same member, again and again
+    # issue 22 item 5: the lone best member is not re-added over and over; step 2 must add the other one
+    assert [c for c, _ in sel.history][:2] == [[0, 1], [1, 1]]
     assert sel.weights == [0.0, 1.0]
     assert sel.chosen == [1]
 
@@ -77,3 +78,30 @@ def test_regression_average_and_select_errors() -> None:
         select("vote", [a], y, "regression", LOGITS, size=1)
     with pytest.raises(ConfigError, match="--size"):
         select("greedy", [a], y, "regression", LOGITS, size=0)
+
+
+def test_greedy_never_repeats_a_lone_member_and_keeps_the_best_prefix() -> None:
+    from nasforge.ensemble.selection import greedy
+
+    y = np.array([0, 1, 0, 1])
+    good = np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.2, 0.8]])
+    bad = np.array([[0.1, 0.9], [0.9, 0.1], [0.1, 0.9], [0.9, 0.1]])
+    sel = greedy([good, bad], y, "classification", "probabilities", 4)
+    first_two = [counts for counts, _ in sel.history[:2]]
+    assert first_two == [[1, 0], [1, 1]]  # step 2 adds the other member instead of repeating the lone one
+    assert sel.weights == [1.0, 0.0]  # the single best member was the best ensemble of the sequence
+
+
+def test_an_ensemble_below_its_best_member_on_validation_is_flagged() -> None:
+    from types import SimpleNamespace
+
+    from nasforge.ensemble.build import worse_than_best_member
+
+    y = np.array([0, 1, 0])
+    outs = {1: np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2]]), 2: np.array([[0.1, 0.9], [0.9, 0.1], [0.9, 0.1]])}
+    fake = SimpleNamespace(task="classification", y_valid=y, terms=lambda r, c: outs[r.number])
+    rows = [SimpleNamespace(number=1), SimpleNamespace(number=2)]
+    worse = {"valid_accuracy": 2 / 3, "valid_loss": 0.7}
+    assert worse_than_best_member(fake, rows, worse, PROBABILITIES) == {"worse_than_member": 1}  # type: ignore[arg-type]
+    better = {"valid_accuracy": 1.0, "valid_loss": 0.1}
+    assert worse_than_best_member(fake, rows, better, PROBABILITIES) == {}  # type: ignore[arg-type]
