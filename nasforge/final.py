@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.config import IDENTITY_FIELDS, SearchConfig
+from nasforge.core import registry
 from nasforge.core.errors import ConfigError, UserError
 from nasforge.core.protocols import Reporter
 from nasforge.core.types import JSONDict, Result, TrialSpec, TrialState, canonical_json
@@ -141,10 +142,24 @@ def _check_positive(name: str, value: Any) -> int:
 
 
 def final_options(epochs: int, batch_size: int | None = None, lr: float | None = None,
-                  augment: JSONDict | None = None, seed: int | None = None) -> JSONDict:
-    """The options a final training sets on top of the study's evaluator config (validated)."""
+                  augment: JSONDict | None = None, seed: int | None = None, space: str | None = None,
+                  tricks: JSONDict | None = None) -> JSONDict:
+    """The options a final training sets on top of the study's evaluator config (validated).
+
+    A space whose class has `final_training` (nasnet, darts: scheduled drop-path, auxiliary head) gets
+    those tricks, as its paper trains a found cell; `tricks` overrides them (0 switches one off)."""
     options: JSONDict = {"epochs": _check_positive("epochs", epochs), "steps": None, "patience": None,
                          "schedule": "cosine"}
+    paper: JSONDict = dict(getattr(registry.resolve("space", space), "final_training", {}) or {}) if space else {}
+    for name, value in (tricks or {}).items():
+        if value is None:
+            continue
+        if name not in ("drop_path", "auxiliary_weight"):
+            raise ConfigError(f"unknown final-training trick {name!r}")
+        if value and not paper:
+            raise ConfigError(f"--{name.replace('_', '-')} applies to cell spaces (nasnet, darts), not {space!r}")
+        paper[name] = value
+    options.update(paper)
     if batch_size is not None:
         options["batch_size"] = _check_positive("batch-size", batch_size)
     if lr is not None:
@@ -160,13 +175,15 @@ def final_options(epochs: int, batch_size: int | None = None, lr: float | None =
 
 def train_final(store: Store, info: StudyInfo, trial: int, epochs: int, *, batch_size: int | None = None,
                 lr: float | None = None, augment: JSONDict | None = None,
-                seed: int | None = None, reporter: Reporter | None = None) -> tuple[TrialRow, bool]:
+                seed: int | None = None, reporter: Reporter | None = None, drop_path: float | None = None,
+                auxiliary_weight: float | None = None) -> tuple[TrialRow, bool]:
     """Retrain trial `trial`'s architecture from scratch for `epochs` (cosine, no early stopping) and store it
     as a final trial. The seed defaults to the original trial's. Returns (trial, whether it was trained now)."""
     from nasforge.evaluators.train import TrainEvaluator
 
     _require_train_study(info)
-    options = final_options(epochs, batch_size, lr, augment, seed)
+    options = final_options(epochs, batch_size, lr, augment, seed, space=str(info.config["space"]),
+                            tricks={"drop_path": drop_path, "auxiliary_weight": auxiliary_weight})
     row = _trial(store, info, trial)
     base = recipe_of(info, row)
     if row.state != TrialState.COMPLETE:
@@ -186,7 +203,8 @@ def train_final(store: Store, info: StudyInfo, trial: int, epochs: int, *, batch
     key = f"final:{row.key}:{int(epochs)}:{_short_hash({**given, 'seed': used_seed})}"
     extra: JSONDict = {"kind": FINAL, "of": row.number, "epochs": int(epochs), "seed": used_seed,
                        "batch_size": int(config.get("batch_size", 128)), "lr": lr, "augment": options.get("augment"),
-                       "schedule": "cosine",
+                       "schedule": "cosine", "drop_path": config.get("drop_path"),
+                       "auxiliary_weight": config.get("auxiliary_weight"),
                        "evaluator_config": {k: v for k, v in config.items() if k != "data"}}
     return _train(store, info, recipe, NewTrial(key=key, arch=row.arch, parent=row.number, info=extra), reporter)
 

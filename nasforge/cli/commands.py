@@ -241,7 +241,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.replay:
         given = [flag for flag, value in (("--trial", args.trial), ("--epochs", args.epochs),
                                           ("--batch-size", args.batch_size), ("--lr", args.lr),
-                                          ("--augment", args.augment or None), ("--seed", args.seed))
+                                          ("--augment", args.augment or None), ("--seed", args.seed),
+                                          ("--drop-path", args.drop_path),
+                                          ("--auxiliary-weight", args.auxiliary_weight))
                  if value is not None]
         if given:
             raise ConfigError(f"--replay trains the file as written: drop {', '.join(given)}")
@@ -256,7 +258,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         study = Study(args.study, args.storage)
         row, created = train_final(study.store, study.info, args.trial, args.epochs, batch_size=args.batch_size,
                                    lr=args.lr, augment=dict(args.augment) or None, seed=args.seed,
-                                   reporter=EpochLines(args.epochs))
+                                   reporter=EpochLines(args.epochs), drop_path=args.drop_path,
+                                   auxiliary_weight=args.auxiliary_weight)
     _print_rows(study, [row.number], None)
     metric = study.info.objective
     test = metric.replace("valid_", "test_", 1)

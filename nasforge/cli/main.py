@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augment", action="append", type=_kv, metavar="KEY=VALUE", default=[],
                     help="image augmentation: crop_padding=4, flip=true, cutout=16 (repeat the flag)")
     tr.add_argument("--seed", type=int, help="training seed (default: the original trial's)")
+    tr.add_argument("--drop-path", type=float, help="nasnet/darts: largest scheduled drop-path probability, reached "
+                    "at the last epoch (default: the paper's, 0.4 nasnet, 0.2 darts; 0 off)")
+    tr.add_argument("--auxiliary-weight", type=float, help="nasnet/darts: weight of the auxiliary head's loss "
+                    "(default: the papers' 0.4; 0 off)")
     tr.add_argument("--replay", metavar="FILE", help="train a replay file written by `nasforge show --replay`")
 
     pr = sub.add_parser("predict", help="predict with a study's trained model or an exported file")

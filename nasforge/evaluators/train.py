@@ -37,6 +37,7 @@ from nasforge.data.augment import Augment
 from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, REGRESSION, Dataset, DataSpec, Split, stratified_subset
 from nasforge.data.text import batchify, bptt_windows
 from nasforge.evaluators.metrics import accuracy, forward_batched, model_flops, perplexity, r2, rmse
+from nasforge.models.tricks import FinalTraining
 
 CHECKPOINT_NAME = "model.pt"
 CHECKPOINT_FORMAT = 1
@@ -203,6 +204,7 @@ class _Run:
     precision: str = "fp32"
     step: int = 0
     deadline: float | None = None  # time.time() at which training stops (a search's time budget)
+    tricks: FinalTraining | None = None
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
@@ -226,6 +228,9 @@ class TrainEvaluator:
     weights). `eval_batch_size` (None) defaults to 4096 rows,
     128 images on the CPU, or 64 parallel streams for a language model. `hparams` (None) holds training
     hyperparameters that win even over the space's own (final training's `--lr` on a space that searches it).
+    `drop_path` (0: the largest scheduled drop-path probability, reached at the end of training) and
+    `auxiliary_weight` (0: the weight of an auxiliary head's loss) are NASNet's and DARTS's final-training
+    tricks for cell networks (`nasforge.models.tricks`); `nasforge train` switches them on for those spaces.
     """
 
     def __init__(self, data: JSONDict | None = None, epochs: int = 10, steps: int | None = None,
@@ -235,7 +240,7 @@ class TrainEvaluator:
                  schedule: str | None = None, lr_decay: float | None = None, grad_clip: float | None = None,
                  augment: JSONDict | None = None, data_fraction: float = 1.0, data_seed: int = 0,
                  channels_last: bool | None = None, compile: bool = False, precision: str = "auto",
-                 hparams: JSONDict | None = None) -> None:
+                 hparams: JSONDict | None = None, drop_path: float = 0.0, auxiliary_weight: float = 0.0) -> None:
         if int(epochs) < 1 or int(batch_size) < 1 or (eval_batch_size is not None and int(eval_batch_size) < 1):
             raise ConfigError("train evaluator: epochs, batch_size and eval_batch_size must be >= 1")
         if steps is not None and int(steps) < 1:
@@ -283,6 +288,8 @@ class TrainEvaluator:
         self.compile = compile
         self.precision = precision
         self.hparams = _check_hparams(hparams)
+        self.drop_path = _check_number("drop_path", drop_path, 0.0, 0.95)
+        self.auxiliary_weight = _check_number("auxiliary_weight", auxiliary_weight, 0.0)
         self._dataset: Dataset | None = None
         self._prepared: dict[tuple[str, float], _Prepared] = {}
 
@@ -345,6 +352,10 @@ class TrainEvaluator:
         model.to(device)
         params = int(sum(p.numel() for p in net.parameters()))
         flops = model_flops(net, task, dataset.spec.input_shape)
+        try:
+            tricks = FinalTraining(net, self.drop_path or 0.0, self.auxiliary_weight or 0.0)
+        except ValueError as exc:
+            raise ConfigError(f"train evaluator: {exc}") from exc
         hp = self._hparams(space, arch, task)
         channels_last = bool(images and (self.channels_last if self.channels_last is not None
                                          else CHANNELS_LAST_ON_CPU or device.type == "cuda"))
@@ -385,7 +396,7 @@ class TrainEvaluator:
                    clip=float(hp["grad_clip"]) if hp.get("grad_clip") else None, total_steps=total_steps,
                    step_scheduler=step_scheduler, generator=torch.Generator().manual_seed(spec.seed),
                    augment_generator=torch.Generator().manual_seed(spec.seed + 1), channels_last=channels_last,
-                   precision=resolve_precision(self.precision, device), deadline=spec.deadline)
+                   precision=resolve_precision(self.precision, device), deadline=spec.deadline, tricks=tricks)
         train_epoch: Callable[[_Run, _Prepared], tuple[float, int]]
         if task == LANGUAGE_MODEL:
             train_epoch = lambda r, d: self._lm_epoch(r, d, int(dataset.spec.input_shape[0]))  # noqa: E731
@@ -404,6 +415,7 @@ class TrainEvaluator:
         for epoch in range(1, max_epochs + 1):
             epoch_start = time.time()
             lr = float(optimizer.param_groups[0]["lr"])
+            tricks.progress((epoch - 1) / max_epochs)
             loss_sum, seen = train_epoch(run, data)
             train_loss = loss_sum / max(seen, 1)
             if not math.isfinite(train_loss):
@@ -434,6 +446,7 @@ class TrainEvaluator:
 
         if best_state is not None:
             model.load_state_dict(best_state)
+        tricks.finish()
         chosen = best_row if best_row is not None else curve[-1]
         metrics = {k: float(v) for k, v in chosen.items() if k.startswith("valid_")}
         metrics.update(train_loss=chosen["train_loss"], best_epoch=chosen["epoch"], epochs=float(len(curve)),
@@ -481,7 +494,9 @@ class TrainEvaluator:
     def _batch_loss(self, run: _Run, data: _Prepared, xb: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Loss of one (augmented) batch of training rows `idx`; distillation changes only this."""
         criterion = F.cross_entropy if data.task == CLASSIFICATION else F.mse_loss
-        return criterion(run.net(xb), data.train.y[idx])
+        target = data.train.y[idx]
+        loss = criterion(run.net(xb), target)
+        return run.tricks.loss(loss, target, criterion) if run.tricks is not None else loss
 
     def _lm_epoch(self, run: _Run, data: _Prepared, bptt: int) -> tuple[float, int]:
         """One pass over the stream in BPTT windows, state carried (and detached) from window to window."""

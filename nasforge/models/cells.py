@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from nasforge.models.ops import FactorizedReduce, ReLUConvBN, make_op
+from nasforge.models.tricks import drop_path
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Cell(nn.Module):
                 ops.append(make_op(name, widths[src], channels, stride, affine))
             widths.append(channels * (2 if block.combine == "concat" else 1))
         self.ops = nn.ModuleList(ops)
+        # drop-path spares identities, as in the papers' code: dropping a skip would only drop the input
+        self._droppable = tuple(not isinstance(op, nn.Identity) for op in ops)
+        self.drop_prob = 0.0  # set by the final training's schedule; 0 in search trials
         for i in self.concat:
             if not 2 <= i < len(widths):
                 raise ValueError(f"cell output state {i} is not a block output (2..{len(widths) - 1})")
@@ -68,9 +72,13 @@ class Cell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
+        drop = self.drop_prob if self.training else 0.0
         for b, block in enumerate(self.blocks):
             a = self.ops[2 * b](states[block.input_a])
             c = self.ops[2 * b + 1](states[block.input_b])
+            if drop > 0.0:
+                a = drop_path(a, drop) if self._droppable[2 * b] else a
+                c = drop_path(c, drop) if self._droppable[2 * b + 1] else c
             states.append(a + c if block.combine == "add" else torch.cat([a, c], dim=1))
         return torch.cat([states[i] for i in self.concat], dim=1)
 

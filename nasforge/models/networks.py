@@ -19,6 +19,7 @@ from nasforge.models.cells import BlockSpec, Cell
 from nasforge.models.dense import BLOCKS as DENSE_BLOCKS
 from nasforge.models.dense import LayerStyle
 from nasforge.models.ops import FactorizedConv, FactorizedReduce, make_op
+from nasforge.models.tricks import AuxiliaryHead
 
 
 def image_shape(input_shape: Sequence[int], space: str) -> tuple[int, int, int]:
@@ -76,7 +77,12 @@ class CellGenotype:
 
 
 class CellNetwork(nn.Module):
-    """Stem, then cells (`plan[i]` True for a reduction cell, which doubles the width), pool, linear."""
+    """Stem, then cells (`plan[i]` True for a reduction cell, which doubles the width), pool, linear.
+
+    Final training may switch on scheduled drop-path (`set_drop_path`) and an auxiliary head after the
+    last reduction cell (`add_auxiliary_head`), as NASNet and DARTS train their found cells; see
+    `nasforge.models.tricks`. Both are off unless the training loop asks for them.
+    """
 
     def __init__(self, normal: CellGenotype, reduce: CellGenotype, plan: Sequence[bool], in_channels: int,
                  num_outputs: int, channels: int = 16, stem_multiplier: int = 3) -> None:
@@ -96,11 +102,33 @@ class CellNetwork(nn.Module):
             reduction_prev = reduction
         self.cells = nn.ModuleList(cells)
         self.classifier = Classifier(c_p, num_outputs)
+        self.num_outputs = int(num_outputs)
+        # the papers put the auxiliary head after the second reduction (2/3 of the depth)
+        reductions = [i for i, r in enumerate(plan) if r]
+        self.auxiliary_at = reductions[-1] if reductions else max(0, (2 * len(cells)) // 3 - 1)
+        self.auxiliary: AuxiliaryHead | None = None
+        self.auxiliary_logits: torch.Tensor | None = None
+
+    def set_drop_path(self, prob: float) -> None:
+        for cell in self.cells:
+            cell.drop_prob = float(prob)
+
+    def add_auxiliary_head(self) -> None:
+        if self.auxiliary is None:
+            channels = self.cells[self.auxiliary_at].out_channels
+            self.auxiliary = AuxiliaryHead(channels, self.num_outputs).to(self.classifier.linear.weight.device)
+
+    def remove_auxiliary(self) -> None:
+        self.auxiliary = None
+        self.auxiliary_logits = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(as_images(x))
-        for cell in self.cells:
+        self.auxiliary_logits = None
+        for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
+            if i == self.auxiliary_at and self.auxiliary is not None and self.training:
+                self.auxiliary_logits = self.auxiliary(s1)
         return self.classifier(s1)
 
 

@@ -117,6 +117,15 @@ class TokenSpace:
     def key(self, arch: Architecture) -> str:
         return f"{self.name}:" + ".".join(str(t) for t in arch.tokens)
 
+    def state_key(self, prefix: Sequence[int]) -> str:
+        """The state a tabular learner (Q-learning) keys on after `prefix`: by default the prefix itself.
+
+        A space whose next decision depends on less than the whole prefix (MetaQNN's layer states) returns
+        that smaller description, so values learned for it are shared by every network that reaches it.
+        Whatever it returns must determine `decision(prefix)`.
+        """
+        return ".".join(str(t) for t in prefix)
+
     def describe(self, arch: Architecture) -> JSONDict:
         return {dec.name: _jsonable(dec.choices[t]) for dec, t in self.walk(arch.tokens)}
 

@@ -13,7 +13,7 @@ derives `none` into a final cell. The network stacks `layers` cells with reducti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, JSONDict
@@ -29,6 +29,8 @@ class DARTSSpace(CellSpace):
 
     name = "darts"
     ops_vocabulary = DARTS_OPS
+    # DARTS's evaluation training (train.py): drop_path_prob 0.2, auxiliary_weight 0.4
+    final_training: ClassVar[JSONDict] = {"drop_path": 0.2, "auxiliary_weight": 0.4}
     search_combine = False
     distinct_inputs = True
     output_all = True

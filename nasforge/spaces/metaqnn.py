@@ -147,6 +147,16 @@ class MetaQNNSpace(TokenSpace):
                                 else Decision("layer", LAYER_STATES, allowed=self._allowed(state), layer=state.depth))
         return self._cache[key]
 
+    def state_key(self, prefix: Sequence[int]) -> str:
+        """The paper's state: the last layer (type and parameters), depth, representation size and FC count.
+
+        That is everything the transition rules read, so two networks that reach the same layer at the same
+        depth and size share its Q-values, as in MetaQNN; the tokens before it do not matter.
+        """
+        state = self._state(tuple(prefix))
+        last = LAYER_STATES[prefix[-1]] if prefix else "start"
+        return f"{last}@{state.depth}/{state.size}/{state.fc}"
+
     # ---- views -------------------------------------------------------------------------
     def layer_states(self, arch: Architecture) -> tuple[list[str], str]:
         """The non-terminal layer states and the terminal one ("gap" or "softmax")."""

@@ -13,7 +13,7 @@ The two (input, op) pairs of a block are interchangeable, so the canonical key s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, Decision, JSONDict
@@ -191,6 +191,8 @@ class NASNetSpace(CellSpace):
 
     name = "nasnet"
     ops_vocabulary = NASNET_OPS
+    # NASNet's CIFAR training: ScheduledDropPath to keep probability 0.6, auxiliary head weighted 0.4
+    final_training: ClassVar[JSONDict] = {"drop_path": 0.4, "auxiliary_weight": 0.4}
     search_combine = True
 
     def __init__(self, num_blocks: int = 5, cells_per_stage: int = 2, channels: int = 16,

@@ -1,6 +1,9 @@
 """MetaQNN (Baker et al., 2017): tabular Q-learning over the space's decision walk.
 
-A state is the prefix of tokens chosen so far, an action the next token. Architectures are
+A state is what the space says the next decision depends on (`space.state_key(prefix)`): for
+`metaqnn` the paper's layer state (the last layer, its depth, the representation size), so a
+good layer is good in every network that reaches it; for the other spaces the whole prefix of
+tokens chosen so far (`states="prefix"` forces that everywhere). An action is the next token. Architectures are
 sampled epsilon-greedily with epsilon annealed from 1.0 to 0.1 over the budget, and after each
 episode a batch of remembered (architecture, reward) pairs is replayed through the Q-learning
 update (learning rate 0.01, no discounting, reward only at the end), as in the paper; a network
@@ -29,11 +32,12 @@ class QLearning(BaseStrategy):
     """Options: `learning_rate` (0.01), `discount` (1.0), `q_init` (0.5), `replay` (300) replayed samples
     per episode, `reward` ("rank" percentile or "minmax"), `explore_fraction` (0.25) of the budget at
     epsilon 1.0 (the rest split evenly over 0.9 ... 0.1), `horizon` (budget when `max_trials` is not
-    given, 200)."""
+    given, 200), `states` ("space": the space's own states, MetaQNN's layer states on `metaqnn`;
+    "prefix": every prefix its own state, a tree search)."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, learning_rate: float = 0.01,
                  discount: float = 1.0, q_init: float = 0.5, replay: int = 300, explore_fraction: float = 0.25,
-                 horizon: int = 200, reward: str = "rank") -> None:
+                 horizon: int = 200, reward: str = "rank", states: str = "space") -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if not 0.0 < learning_rate <= 1.0 or not 0.0 <= discount <= 1.0 or replay < 0:
             raise ValueError("qlearning: need 0 < learning_rate <= 1, 0 <= discount <= 1, replay >= 0")
@@ -41,18 +45,21 @@ class QLearning(BaseStrategy):
             raise ValueError(f"qlearning: reward must be 'rank' or 'minmax', not {reward!r}")
         if not 0.0 <= explore_fraction <= 1.0:
             raise ValueError("qlearning: explore_fraction must be in [0, 1]")
+        if states not in ("space", "prefix"):
+            raise ValueError(f"qlearning: states must be 'space' or 'prefix', not {states!r}")
+        self.states = states
         self.learning_rate, self.discount, self.q_init = float(learning_rate), float(discount), float(q_init)
         self.replay = int(replay)
         self.reward = reward
         self.explore_fraction = float(explore_fraction)
         self.horizon = int(max_trials or horizon)
-        self.q: dict[str, list[float]] = {}  # state (prefix) -> one Q value per choice of its decision
+        self.q: dict[str, list[float]] = {}  # state -> one Q value per choice of its decision
         # one entry per episode; with the results' order this rebuilds the Q table on load, so the
         # table itself is never stored
         self.memory: list[tuple[list[int], int, bool]] = []  # (tokens, results known, new network?)
         self._replayable: list[int] = []  # indices of memory entries that were new networks
         self._sorted: list[float] = []  # scores so far, for percentile rewards
-        self._decisions: dict[str, Decision | None] = {}
+        self._decisions: dict[tuple[int, ...], Decision | None] = {}  # prefix -> its decision
         # remembered walks resolved to their Q-value lists (the lists live in self.q)
         self._paths: dict[tuple[int, ...], tuple[str, list[tuple[list[float], int, tuple[int, ...] | None]]]] = {}
 
@@ -69,15 +76,17 @@ class QLearning(BaseStrategy):
         return rest[min(i, len(rest) - 1)]
 
     # ---- Q table -----------------------------------------------------------------------
-    @staticmethod
-    def _state(prefix: list[int] | tuple[int, ...]) -> str:
-        return ".".join(str(t) for t in prefix)
+    def _state(self, prefix: list[int] | tuple[int, ...]) -> str:
+        state_key = getattr(self.space, "state_key", None) if self.states == "space" else None
+        if state_key is None:
+            return ".".join(str(t) for t in prefix)
+        return str(state_key(tuple(prefix)))
 
     def _decision(self, prefix: list[int]) -> Decision | None:
-        state = self._state(prefix)
-        if state not in self._decisions:
-            self._decisions[state] = self.space.decision(prefix)
-        return self._decisions[state]
+        sig = tuple(prefix)
+        if sig not in self._decisions:
+            self._decisions[sig] = self.space.decision(prefix)
+        return self._decisions[sig]
 
     def _values(self, state: str, dec: Decision) -> list[float]:
         values = self.q.get(state)

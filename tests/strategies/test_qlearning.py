@@ -60,3 +60,40 @@ def test_beats_random_on_nas_bench_201(shared_data) -> None:
     ours = checks.mean_final_test(NAME, table, "cifar100", 150, seeds)
     random = checks.mean_final_test("random", table, "cifar100", 150, seeds)
     assert ours > random
+
+
+def _metaqnn_tokens(space, *names: str) -> tuple[int, ...]:
+    from nasforge.spaces.metaqnn import LAYER_STATES
+
+    return space.assemble([LAYER_STATES.index(n) for n in names]).tokens
+
+
+def test_metaqnn_layer_states_share_q_values_across_networks() -> None:
+    """The paper's state is the layer (type, parameters), its depth and size, not the prefix that led there:
+    what is learned about C(3,128) at depth 2 holds in every network that reaches it."""
+    from nasforge.core.types import Architecture
+
+    space_states = checks.make(NAME, space="metaqnn", replay=50, learning_rate=0.5)
+    prefix_states = checks.make(NAME, space="metaqnn", replay=50, learning_rate=0.5, states="prefix")
+    space = space_states.space
+    good = _metaqnn_tokens(space, "conv_1x1_64", "conv_3x3_128", "softmax")
+    other = _metaqnn_tokens(space, "conv_5x5_256", "conv_3x3_128", "gap")
+    assert space.state_key(good[:2]) == space.state_key(other[:2])
+    assert space.state_key(good[:1]) != space.state_key(other[:1])
+    for strategy in (space_states, prefix_states):
+        for tokens, score in ((good, 1.0), (other, 0.0)):  # episodes as the runner plays them: ask, train, tell
+            proposal = strategy._propose(Architecture("metaqnn", tokens))
+            strategy.tell(proposal, Result(TrialState.COMPLETE, score=score))
+    softmax, gap = good[-1], other[-1]
+    shared = space_states.q[space.state_key(other[:2])]
+    assert shared[softmax] > shared[gap], "the better network's last move is preferred from either prefix"
+    # with prefix states the two networks' last states are separate entries, each knowing one move only
+    assert prefix_states._state(good[:2]) != prefix_states._state(other[:2])
+    assert prefix_states.q[prefix_states._state(other[:2])][softmax] == pytest.approx(0.5)
+
+
+def test_states_option_is_checked() -> None:
+    from nasforge.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="states must be 'space' or 'prefix'"):
+        checks.make(NAME, states="tree")
