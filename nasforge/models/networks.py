@@ -111,11 +111,11 @@ class CellNetwork(nn.Module):
 
     def set_drop_path(self, prob: float) -> None:
         for cell in self.cells:
-            cell.drop_prob = float(prob)
+            cell.drop_prob = float(prob)  # type: ignore[assignment]
 
     def add_auxiliary_head(self) -> None:
         if self.auxiliary is None:
-            channels = self.cells[self.auxiliary_at].out_channels
+            channels = int(self.cells[self.auxiliary_at].out_channels)  # type: ignore[arg-type]
             self.auxiliary = AuxiliaryHead(channels, self.num_outputs).to(self.classifier.linear.weight.device)
 
     def remove_auxiliary(self) -> None:
