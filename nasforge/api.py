@@ -52,6 +52,31 @@ class Study:
             raise UserError(f"study {self.name!r} has no trial {number}")
         return row
 
+    # ---- several objectives (nasforge.objectives) -----------------------------------------------------
+    @property
+    def objectives(self) -> list[Any]:
+        """The study's objectives (`Objective`s); a single-objective study: its objective and params."""
+        from nasforge.objectives.spec import Objective, study_goals
+
+        goals = study_goals(self.config)
+        if goals.objectives:
+            return list(goals.objectives)
+        return [Objective(self.info.objective, self.info.direction), Objective("params", "minimize")]
+
+    def pareto_front(self, objectives: list[str] | None = None) -> list[TrialRecord]:
+        """The complete trials no other dominates on `objectives` (default: the study's), best on the first
+        objective first; computed from the stored trials, so it always matches them."""
+        from nasforge.objectives.pareto import pareto_front
+        from nasforge.objectives.spec import parse_objectives
+
+        return pareto_front(self.trials, parse_objectives(objectives) if objectives else self.objectives)
+
+    def pick(self, expression: str) -> TrialRecord:
+        """The best-scoring complete trial meeting `expression`, e.g. "latency_ms<5 and params<1e6"."""
+        from nasforge.objectives.pick import pick_trial
+
+        return pick_trial(self.trials, expression, self.name)
+
     def leaderboard(self) -> list[dict[str, Any]]:
         from nasforge.report.leaderboard import rows_for
 

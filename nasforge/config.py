@@ -9,7 +9,7 @@ from nasforge.core.errors import ConfigError
 
 # Settings that define a study: resuming with different values would mix incompatible trials.
 IDENTITY_FIELDS = ("space", "space_config", "strategy", "strategy_config", "evaluator", "evaluator_config",
-                   "objective", "direction", "seed")
+                   "objective", "direction", "seed", "objectives", "constraints", "scalarize", "latency")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,13 @@ class SearchConfig:
     # Store a greedy ensemble of the best trials when it beats the best one on validation (None: only
     # when there is a time budget; nasforge.ensemble.final).
     final_ensemble: bool | None = None
+    # Multi-objective and hardware-aware search (nasforge.objectives): objectives as "name:max|min" (the first
+    # is `objective`), upper limits on costs checked before training, MnasNet-style weights that scalarise
+    # the secondary objectives into the score, latency measurement settings. None: not used (older studies).
+    objectives: list[str] | None = None
+    constraints: dict[str, float] | None = None
+    scalarize: dict[str, float] | None = None
+    latency: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.trials < 1:

@@ -85,10 +85,20 @@ def build_config(
     time_budget: float | None = None,
     baseline: bool = True,
     final_ensemble: bool | None = None,
+    objectives: str | list[str] | None = None,
+    constraints: dict[str, Any] | None = None,
+    max_params: float | None = None,
+    max_flops: float | None = None,
+    max_latency_ms: float | None = None,
+    max_peak_memory_mb: float | None = None,
+    scalarize: Any = None,
+    latency_options: dict[str, Any] | None = None,
 ) -> SearchConfig:
     """Validate everything a user gave (names, numbers, the data itself) before any study is touched.
 
-    `trials` defaults to 20, or to as many as `time_budget` (seconds) allows when that is given."""
+    `trials` defaults to 20, or to as many as `time_budget` (seconds) allows when that is given.
+    `objectives` ("valid_accuracy,latency_ms:min"), the `max_*` limits (or `constraints={"params": 1e6}`),
+    `scalarize` and `latency_options` are described in docs/objectives.md."""
     time_budget = check_budget(time_budget)
     if trials is None:
         trials = UNLIMITED_TRIALS if time_budget is not None else DEFAULT_TRIALS
@@ -116,7 +126,7 @@ def build_config(
         from nasforge.evaluators.synthetic import SyntheticEvaluator
 
         ev_config = dict(evaluator_options or {})
-        _check_options("synthetic", SyntheticEvaluator, ev_config)
+        ev_instance = _check_options("synthetic", SyntheticEvaluator, ev_config)
         objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name("synthetic", space, strategy)
     elif evaluator == "table":
@@ -127,7 +137,9 @@ def build_config(
         ev_config = {"table": str(Path(table).expanduser().resolve()),
                                      "dataset": dataset or "cifar10"}
         ev_config.update(_extra_options("table", evaluator_options, reserved=("table",)))
-        _check_options("table", TableEvaluator, ev_config)  # loads and checks the table before any study exists
+        if isinstance(ev_config.get("costs"), str):
+            ev_config["costs"] = str(Path(ev_config["costs"]).expanduser().resolve())
+        ev_instance = _check_options("table", TableEvaluator, ev_config)  # loads and checks the table before any study exists
         objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name(table, space, strategy, ev_config["dataset"])
     else:
@@ -152,7 +164,7 @@ def build_config(
                 raise ConfigError(f"--{key.replace('_', '-')} must be a positive number (got {ev_config[key]})")
         from nasforge.evaluators.train import TrainEvaluator
 
-        _check_options("train", TrainEvaluator, ev_config)
+        ev_instance = _check_options("train", TrainEvaluator, ev_config)
         if dataset_obj.spec.task == "regression":
             objective, direction = "valid_rmse", "minimize"
         elif dataset_obj.spec.task == "language_model":
@@ -160,6 +172,19 @@ def build_config(
         else:
             objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name(data, space, strategy)
+    from nasforge.objectives.setup import resolve_goals
+    from nasforge.objectives.setup import strategy_options as goal_strategy_options
+
+    limits = dict(constraints or {})
+    for cost, limit in (("params", max_params), ("flops", max_flops), ("latency_ms", max_latency_ms),
+                        ("peak_memory_mb", max_peak_memory_mb)):
+        if limit is not None:
+            limits[cost] = limit
+    goals = resolve_goals(objective=objective, direction=direction, objectives=objectives, constraints=limits,
+                          scalarize=scalarize, latency_options=latency_options, strategy=strategy,
+                          oneshot=strategy_kind == "oneshot", evaluator=ev_instance, evaluator_name=evaluator)
+    objective, direction = goals.objective, goals.direction
+    strategy_options = goal_strategy_options(strategy, dict(strategy_options or {}), goals)
     config = SearchConfig(study=name, space=space, strategy=strategy, evaluator=evaluator,
                           evaluator_config=ev_config, objective=objective, direction=direction,
                           trials=int(trials), space_config=space_config,
@@ -169,7 +194,8 @@ def build_config(
                           trial_timeout=None if trial_timeout is None else float(trial_timeout),
                           backend=str(backend), address=address, trial_cpus=float(trial_cpus),
                           trial_gpus=float(trial_gpus), time_budget=time_budget, baseline=bool(baseline),
-                          final_ensemble=final_ensemble)
+                          final_ensemble=final_ensemble, objectives=goals.objectives, constraints=goals.constraints,
+                          scalarize=goals.scalarize, latency=goals.latency)
     validate_names(config)
     if strategy_kind == "oneshot":
         from nasforge.oneshot.study import check_config
@@ -198,7 +224,7 @@ def _extra_options(evaluator: str, options: dict[str, Any] | None, reserved: tup
     return extra
 
 
-def _check_options(evaluator: str, cls: Any, config: dict[str, Any]) -> None:
+def _check_options(evaluator: str, cls: Any, config: dict[str, Any]) -> Any:
     """Build the evaluator once so unknown or bad options fail here, before any study is touched."""
     import inspect
 
@@ -207,7 +233,7 @@ def _check_options(evaluator: str, cls: Any, config: dict[str, Any]) -> None:
     if unknown:
         raise ConfigError(f"unknown {evaluator} evaluator option(s) {', '.join(unknown)}; known: {', '.join(known)}")
     try:
-        cls(**config)
+        return cls(**config)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{evaluator} evaluator: bad option value ({exc})") from None
 

@@ -48,6 +48,7 @@ class RunSummary:
     new_trials: list[int] = field(default_factory=list)
     broken: bool = False  # stopped because trials kept failing
     retried: int = 0  # failed attempts this run replaced by a retry
+    pruned: int = 0  # trials a constraint ruled out before training (they do not count towards --trials)
     final: int | None = None  # the final ensemble trial, when one was stored (nasforge.ensemble.final)
 
 
@@ -136,6 +137,7 @@ class Runner:
 
     max_consecutive_duplicates = 2000
     max_consecutive_failures = 10  # a search whose every trial fails is broken; say so instead of going on
+    max_consecutive_pruned = 500  # constraints nothing the strategy proposes meets: stop rather than spin
     heartbeat_s = 10.0  # how often a runner refreshes the heartbeat of the trials it holds
     stale_after_s = 60.0  # a running trial whose heartbeat is older is taken over by another runner
     poll_s = 0.5  # how often a runner with nothing of its own to wait for looks at the store
@@ -164,6 +166,8 @@ class Runner:
         self._foreign_waits: dict[str, list[Proposal]] = {}  # keys another runner runs, proposed to us
         self._completed_by_key: dict[str, Result] = {}  # key -> its finished, complete result
         self._finished = self._failed = self._retried = 0
+        self._pruned_in_a_row = 0
+        self._goals = goals_json(config)  # objectives and constraints for the workers (None: the plain objective)
         self._failures_in_a_row = 0
         self._last_error: str | None = None
         self._best: float | None = None
@@ -177,11 +181,14 @@ class Runner:
     def _spec(self, row: TrialRow) -> TrialSpec:
         workdir = str(Path(self.study.artifact_dir) / "trials" / str(row.number))
         c = self.config
+        goals = None
+        if self._goals is not None:  # the measurements cached for this key, so the worker need not repeat them
+            goals = {**self._goals, "known": self.store.cached_costs(row.key) if self._goals["costs"] else []}
         return TrialSpec(study=c.study, number=row.number, arch=row.arch, seed=row.seed, space=c.space,
                          space_config=c.space_config, evaluator=c.evaluator,
                          evaluator_config=c.evaluator_config, budget=row.budget, objective=c.objective,
                          direction=c.direction, workdir=workdir, threads=self._threads,
-                         deadline=self.budget.deadline() if self.budget is not None else None)
+                         deadline=self.budget.deadline() if self.budget is not None else None, goals=goals)
 
     def _proposal_of(self, row: TrialRow) -> Proposal:
         arch = self.space.from_json(row.arch)
@@ -192,8 +199,12 @@ class Runner:
         return derive_seed(self.config.seed, number)
 
     def _note_complete(self, key: str, result: Result) -> None:
+        """Remember a result that answers the key's duplicates: a complete one, or a pruning (the study's
+        constraints prune the same architecture again)."""
         if result.state == TrialState.COMPLETE and result.score is not None:
             self._best = result.score if self._best is None else max(self._best, result.score)
+            self._completed_by_key[key] = result
+        elif result.state == TrialState.PRUNED:
             self._completed_by_key[key] = result
 
     def _show(self) -> None:
@@ -229,7 +240,7 @@ class Runner:
         start = time.perf_counter()
         sid = self.study.id
         _LIVE.add(self.me)
-        for row in self.store.trials(sid, [TrialState.COMPLETE]):
+        for row in self.store.trials(sid, [TrialState.COMPLETE, TrialState.PRUNED]):
             self._note_complete(row.key, row.to_result())
         with self.store.locked(sid) as conn:
             self._sync(conn)
@@ -261,6 +272,10 @@ class Runner:
                         break
                     if fresh or (proposals and not self._inflight):
                         continue  # ask again for any slot still free
+                if self._pruned_in_a_row >= self.max_consecutive_pruned:
+                    reason = (f"stopped: the last {self._pruned_in_a_row} architectures proposed all broke the "
+                              "constraints (they may be too tight for this space)")
+                    break
                 if self._failures_in_a_row >= self.max_consecutive_failures:
                     reason = (f"stopped: {self._failures_in_a_row} trials failed in a row; the last error was: "
                               f"{self._last_error}")
@@ -307,7 +322,7 @@ class Runner:
         complete = self.store.count(sid, [TrialState.COMPLETE])
         return RunSummary(study=self.study, finished=counts.finished, complete=complete, failed=counts.failed,
                           reused=reused, elapsed=time.perf_counter() - start, stopped_reason=reason,
-                          new_trials=new_numbers, retried=self._retried,
+                          new_trials=new_numbers, retried=self._retried, pruned=counts.pruned,
                           broken=self._failures_in_a_row >= self.max_consecutive_failures)
 
     def _peek(self) -> int:
@@ -391,9 +406,9 @@ class Runner:
         told = 0
         for p in fresh:
             row = known.get(p.key)
-            if row is None or row.state in (TrialState.FAILED, TrialState.PRUNED):
+            if row is None or row.state == TrialState.FAILED:
                 new.append(p)
-            elif row.state == TrialState.COMPLETE:
+            elif row.state in (TrialState.COMPLETE, TrialState.PRUNED):
                 result = row.to_result()
                 self._note_complete(p.key, result)
                 self._tell(p, result)
@@ -433,14 +448,14 @@ class Runner:
         for future in done:
             row, proposal = self._inflight.pop(future)
             submitted = self._submitted.pop(future, None)
-            if self.budget is not None and submitted is not None:
-                self.budget.record(time.monotonic() - submitted)
             try:
                 result = future.result()
             except WorkerStartError:  # no worker can start: every later trial would fail the same way
                 raise
             except Exception as exc:  # the worker process itself died
                 result = Result(TrialState.FAILED, error=f"crash: {type(exc).__name__}: {exc}")
+            if self.budget is not None and submitted is not None and result.state != TrialState.PRUNED:
+                self.budget.record(time.monotonic() - submitted)  # a pruned trial says nothing of trial times
             result.trial_number = row.number
             self._record(row, proposal, result)
         return bool(done)
@@ -457,6 +472,8 @@ class Runner:
         with self.store.locked(sid) as conn:
             self._sync(conn)
             held = self.store.record_result(conn, sid, row.number, result, runner=self.me)
+            if held and result.costs:
+                self.store.put_costs(conn, row.key, str(result.costs["context"]), dict(result.costs["values"]))
             if held and retry:
                 retry_row = self.store.insert_trials(conn, sid, [NewTrial(
                     key=row.key, arch=row.arch, parent=row.parent, budget=row.budget, info=row.info,
@@ -475,6 +492,15 @@ class Runner:
             if moved:
                 self._foreign_waits.setdefault(row.key, []).extend(moved)
             return
+        if result.state == TrialState.PRUNED:  # never trained: not one of the --trials wanted
+            self._logical -= 1
+            self._pruned_in_a_row += 1
+            self._waiting_dups.pop(row.key, None)
+            self._note_complete(row.key, result)
+            log.info("trial %d pruned: %s", row.number, result.error)
+            self._show()
+            return
+        self._pruned_in_a_row = 0
         if failed:
             self._failures_in_a_row += 1
             self._last_error = result.error
@@ -546,6 +572,16 @@ class Runner:
                     self._save_state(conn)
                 changed = True
         return changed
+
+
+def goals_json(config: SearchConfig) -> dict[str, Any] | None:
+    """The study's objectives and constraints as the workers get them (None when it has neither)."""
+    from nasforge.objectives.spec import study_goals
+
+    goals = study_goals(config.identity())
+    if not goals.active:
+        return None
+    return {**goals.to_json(), "costs": goals.costs_needed()}
 
 
 def validate_names(config: SearchConfig) -> None:

@@ -15,7 +15,8 @@ SEARCH_KEYS = ("data", "label", "task", "header", "sep", "valid_file", "valid_fr
                "test_fraction", "space", "strategy", "evaluator", "table", "dataset", "trials", "workers",
                "study", "owner", "storage", "root", "seed", "epochs", "steps", "batch_size", "patience",
                "device", "retries", "trial_timeout", "backend", "address", "trial_cpus", "trial_gpus",
-               "time_budget", "baseline", "final_ensemble")
+               "time_budget", "baseline", "final_ensemble", "objectives", "max_params", "max_flops",
+               "max_latency_ms", "max_peak_memory_mb", "scalarize")
 SEARCH_DEFAULTS: dict[str, Any] = {"space": "dnn", "strategy": "model_search", "evaluator": "train",
                                    "seed": 0, "header": "auto", "valid_fraction": 0.2,
                                    "test_fraction": 0.0, "owner": ""}
@@ -41,7 +42,8 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"--config {path}: expected a mapping of option names to values")
     out = {}
-    allowed = set(SEARCH_KEYS) | {"space_options", "strategy_options", "evaluator_options"}
+    allowed = set(SEARCH_KEYS) | {"space_options", "strategy_options", "evaluator_options", "constraints",
+                                  "latency_options"}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         if name not in allowed:
@@ -69,6 +71,10 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         strategy_options["order"] = args.order
     evaluator_options = dict(options.pop("evaluator_options", None) or {})
     evaluator_options.update(dict(args.evaluator_option))
+    latency_options = dict(options.pop("latency_options", None) or {})
+    latency_options.update(dict(getattr(args, "latency_option", None) or []))
+    if latency_options:
+        options["latency_options"] = latency_options
     if evaluator_options:
         options["evaluator_options"] = evaluator_options
     options["space_options"] = space_options
@@ -108,7 +114,8 @@ def cmd_search(args: argparse.Namespace) -> int:
               f"architecture ({summary.elapsed:.1f}s this run)")
     else:
         of = f" of {config.trials} wanted" if config.trials < UNLIMITED_TRIALS else ""
-        print(f"\n{summary.complete} complete, {summary.failed} failed{of} "
+        pruned = f", {summary.pruned} pruned by constraints (not trained)" if summary.pruned else ""
+        print(f"\n{summary.complete} complete, {summary.failed} failed{of}{pruned} "
               f"({summary.elapsed:.1f}s this run, {summary.reused} duplicate proposals answered from the store)")
     if summary.final is not None:
         print(f"final model: ensemble trial {summary.final} (it beats every single trial on validation)")
@@ -161,6 +168,12 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
     study = Study(args.study, args.storage)
     rows = study.leaderboard()
+    if args.objectives and not args.pareto:
+        raise ConfigError("--objectives chooses the front's objectives: use it with --pareto")
+    if args.pareto:
+        front = study.pareto_front(args.objectives.split(",") if args.objectives else None)
+        by_number = {r["trial"]: r for r in rows}
+        rows = [by_number[t.number] for t in front]
     if args.top:
         rows = rows[: args.top]
     if args.format == "csv":
@@ -239,7 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nasforge.storage.sql import Store
 
     if args.replay:
-        given = [flag for flag, value in (("--trial", args.trial), ("--epochs", args.epochs),
+        given = [flag for flag, value in (("--trial", args.trial), ("--pick", args.pick), ("--epochs", args.epochs),
                                           ("--batch-size", args.batch_size), ("--lr", args.lr),
                                           ("--augment", args.augment or None), ("--seed", args.seed),
                                           ("--drop-path", args.drop_path),
@@ -251,12 +264,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         row, created, info = train_replay(store, args.replay, args.study, reporter=EpochLines())
         study = Study(info.name, store=store)
     else:
-        missing = [flag for flag, value in (("--study", args.study), ("--trial", args.trial),
+        chosen = args.trial if args.trial is not None else ("pick" if args.pick else None)
+        missing = [flag for flag, value in (("--study", args.study), ("--trial or --pick", chosen),
                                             ("--epochs", args.epochs)) if value is None]
         if missing:
             raise ConfigError(f"train needs {', '.join(missing)} (or --replay FILE)")
         study = Study(args.study, args.storage)
-        row, created = train_final(study.store, study.info, args.trial, args.epochs, batch_size=args.batch_size,
+        trial = _picked(study, args)
+        row, created = train_final(study.store, study.info, trial, args.epochs, batch_size=args.batch_size,
                                    lr=args.lr, augment=dict(args.augment) or None, seed=args.seed,
                                    reporter=EpochLines(args.epochs), drop_path=args.drop_path,
                                    auxiliary_weight=args.auxiliary_weight)
@@ -305,8 +320,8 @@ def _curve(points: list[tuple[int, str, float]]) -> list[dict[str, float]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     predictor: Any
     if args.model is not None:
-        if args.study is not None or args.trial is not None or args.storage is not None:
-            raise ConfigError("--model predicts with an exported file: drop --study, --trial and --storage")
+        if args.study is not None or args.trial is not None or args.storage is not None or args.pick:
+            raise ConfigError("--model predicts with an exported file: drop --study, --trial, --pick and --storage")
         from nasforge.export.runtime import load_exported  # no torch for ONNX files
 
         predictor = load_exported(args.model)
@@ -315,7 +330,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise ConfigError("give --study NAME (a stored study) or --model FILE (an exported model)")
         from nasforge.api import Study
 
-        predictor = Study(args.study, args.storage).predictor(args.trial)
+        study = Study(args.study, args.storage)
+        predictor = study.predictor(_picked(study, args))
     frame = predictor.read(args.data)
     out = predictor.prediction_frame(frame, proba=args.proba)
     if args.out:
@@ -333,9 +349,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from nasforge.api import Study
     from nasforge.export.exporter import export
 
-    report = export(args.study, out=args.out, format=args.format, trial=args.trial, ensemble=args.ensemble,
+    study: Any = args.study
+    trial = args.trial
+    if args.pick:
+        study = Study(args.study, args.storage)
+        trial = _picked(study, args)
+    report = export(study, out=args.out, format=args.format, trial=trial, ensemble=args.ensemble,
                     storage=args.storage, check=not args.no_check)
     what = (f"trial {report.trial}" if report.members == [report.trial]
             else f"ensemble trial {report.trial} (members {report.members})")
@@ -381,6 +403,25 @@ def _ensemble_schedule(args: argparse.Namespace, seed: int) -> Any:
     from nasforge.ensemble.schedule import make_schedule
 
     return make_schedule(name, options, seed=seed)
+
+
+def _picked(study: Any, args: argparse.Namespace) -> int | None:
+    """`--trial N`, or the trial `--pick EXPR` chooses (said on stderr), or None for the best."""
+    if not getattr(args, "pick", None):
+        return args.trial  # type: ignore[no-any-return]
+    if args.trial is not None:
+        raise ConfigError("--pick and --trial both choose the trial: give one of them")
+    row = study.pick(args.pick)
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in row.metrics.items() if k in (study.info.objective, *(
+        c.metric for c in _conditions(args.pick))))
+    print(f"--pick {args.pick!r}: trial {row.number} ({shown})", file=sys.stderr)
+    return int(row.number)
+
+
+def _conditions(text: str) -> list[Any]:
+    from nasforge.objectives.pick import parse_pick
+
+    return parse_pick(text)
 
 
 def _numbers(text: str | None, flag: str) -> list[int] | None:

@@ -98,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluator options, e.g. for train: optimizer, lr, schedule=cosine, data_fraction, "
                         "augment={flip: true}, precision=bf16, weight_decay (docs/evaluators.md); synthetic: "
                         "sleep, fail_every, nan_every, oom_every, hang_every, hang, crash_every")
+    s.add_argument("--objectives", help="comma-separated metrics to optimise together, each NAME, NAME:max or "
+                                        "NAME:min (default directions: accuracy max, costs min), e.g. "
+                                        "valid_accuracy,latency_ms; the first is the study's score "
+                                        "(docs/objectives.md)")
+    s.add_argument("--max-params", type=float, metavar="N", help="never train an architecture with more parameters")
+    s.add_argument("--max-flops", type=float, metavar="N",
+                   help="never train an architecture with more multiply-accumulates per input")
+    s.add_argument("--max-latency-ms", type=float, metavar="MS",
+                   help="never train an architecture slower than this, measured on the device before training")
+    s.add_argument("--max-peak-memory-mb", type=float, metavar="MB",
+                   help="never train an architecture whose inference needs more memory (weights + activations)")
+    s.add_argument("--scalarize", metavar="W|NAME=W,...",
+                   help="single-objective strategies: score = first objective x prod (cost / limit)^-W over the "
+                        "other objectives (MnasNet's soft trade-off)")
+    s.add_argument("--latency-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                   help="how latency is measured: threads (1), batch_size (1), warmup (10), repeats (30), "
+                        "runtime (torch or onnxruntime), device (default: the evaluator's)")
     s.add_argument("--ensemble-schedule", choices=["nonadaptive", "adaptive", "intermixed"],
                    help="add Model Search's ensemble trials during the search (docs/ensembles.md)")
     s.add_argument("--ensemble-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
@@ -113,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(t)
     t.add_argument("--format", choices=["table", "csv", "json"], default="table")
     t.add_argument("--top", type=int, help="only the best N")
+    t.add_argument("--pareto", action="store_true",
+                   help="only the Pareto front of the study's objectives (a single-objective study: its "
+                        "objective and params), best on the first objective first")
+    t.add_argument("--objectives", help="with --pareto: the objectives of the front instead of the study's, "
+                                        "e.g. valid_accuracy,latency_ms")
 
     sh = sub.add_parser("show", help="everything stored about one trial")
     sh.add_argument("--study", required=True)
@@ -138,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="retrain a trial's architecture from scratch (final training), or a replay file")
     tr.add_argument("--study", help="study of the trial (with --replay: the study to store into, default the file's)")
     tr.add_argument("--trial", type=int, help="trial whose architecture to retrain")
+    tr.add_argument("--pick", metavar="EXPR", help=PICK_HELP)
     tr.add_argument("--epochs", type=int, help="training epochs (cosine schedule over all of them, no early stopping)")
     _add_storage(tr)
     tr.add_argument("--batch-size", type=int, help="training batch size (default: the study's)")
@@ -156,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", help="a file written by `nasforge export` (.onnx or TorchScript .pt) instead of "
                                     "a study; ONNX files predict without torch")
     pr.add_argument("--trial", type=int, help="trial number (default: the best)")
+    pr.add_argument("--pick", metavar="EXPR", help=PICK_HELP)
     _add_storage(pr)
     pr.add_argument("--data", required=True, help="CSV/TSV file with the training file's feature columns "
                                                   "(image models: .npy/.npz of raw pixels, labels as y in an .npz; a "
@@ -170,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = ex.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="trial number (default: the best)")
     which.add_argument("--ensemble", type=int, help="an ensemble trial's number: its members, combined")
+    which.add_argument("--pick", metavar="EXPR", help=PICK_HELP)
     ex.add_argument("--format", choices=["torchscript", "onnx"],
                     help="file format (default: from --out, .onnx or .pt)")
     ex.add_argument("--out", required=True, help="file to write")
@@ -216,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--table", required=True, help="CSV with arch_str and <dataset>_valid/_test columns")
     b.add_argument("--dataset", default="cifar10", help="dataset columns to use (default cifar10)")
     b.add_argument("--strategies", default=",".join(DEFAULT_BENCH_STRATEGIES),
-                   help="comma-separated strategy names (default: all)")
+                   help="comma-separated strategy names (default: the single-objective ones, "
+                        f"{','.join(DEFAULT_BENCH_STRATEGIES)})")
     b.add_argument("--queries", type=int, default=100, help="distinct architectures per search (default 100)")
     b.add_argument("--seeds", type=int, default=50, help="searches per strategy (default 50)")
     b.add_argument("--out", required=True, help="folder for summary.csv, curves.csv, curves.png, bench.db")
@@ -224,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PICK_HELP = ("the best complete trial meeting conditions like \"latency_ms<5 and params<1e6\" (METRIC OP NUMBER, "
+             "OP one of < <= > >= =, joined by 'and') instead of --trial")
 PLOT_KINDS = ("history", "curves", "pareto", "importance", "parallel", "bench")
 DEFAULT_BENCH_STRATEGIES = ("random", "evolution", "reinforce", "qlearning", "model_search", "local", "bananas")
 

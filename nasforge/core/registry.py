@@ -28,6 +28,7 @@ STRATEGIES: dict[str, str] = {
     "qlearning": "nasforge.strategies.qlearning:QLearning",
     "local": "nasforge.strategies.local_search:LocalSearch",
     "bananas": "nasforge.strategies.bananas:Bananas",
+    "nsga2": "nasforge.strategies.nsga2:NSGA2",
 }
 # One-shot methods (weight sharing): selected with --strategy like the ask/tell strategies, run by
 # nasforge.oneshot.study instead of the runner.

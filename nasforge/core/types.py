@@ -89,6 +89,8 @@ class Result:
     checkpoint: str | None = None
     curve: list[dict[str, float]] = field(default_factory=list)
     trial_number: int | None = None
+    # Costs the worker computed for the runner's cache: {"context": ..., "values": {...}} (nasforge.objectives)
+    costs: JSONDict | None = None
 
     def to_json(self) -> JSONDict:
         return {
@@ -123,6 +125,9 @@ class TrialSpec:
     # time.time() by which the trial should end (a search's --time-budget): the train evaluator stops after
     # the last epoch that fits, keeping its best epoch so far. None: no deadline.
     deadline: float | None = None
+    # The study's objectives, constraints and latency settings (nasforge.objectives.spec.Goals JSON) with
+    # cached cost measurements; None: the single objective above and no constraints.
+    goals: JSONDict | None = None
 
 
 def canonical_json(data: Any) -> str:

@@ -38,6 +38,11 @@ class SyntheticEvaluator:
         total = sum(1.0 / (1 + t) / (1 + 0.1 * i) for i, t in enumerate(arch.tokens))
         return total / max(1, len(arch.tokens))
 
+    def known_costs(self, arch: Architecture, spec: TrialSpec) -> dict[str, float]:
+        """Instant stand-ins for constraints and cost objectives: `params` as the result reports it, and `flops`
+        that are high where `value` is (small tokens), so accuracy and cost conflict as they do in real spaces."""
+        return {"params": float(len(arch.tokens)), "flops": float(sum(round(600 / (1 + t)) for t in arch.tokens))}
+
     def evaluate(self, arch: Architecture, spec: TrialSpec, reporter: Reporter) -> Result:
         if self.sleep:
             time.sleep(self.sleep)

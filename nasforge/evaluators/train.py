@@ -300,6 +300,11 @@ class TrainEvaluator:
         evaluator._dataset = dataset
         return evaluator
 
+    def cost_inputs(self, spec: TrialSpec) -> tuple[DataSpec, str]:
+        """What a trial's model is built for and where it runs: its costs are measured there before training
+        (nasforge.objectives.costs)."""
+        return self.dataset().spec, self.device
+
     def dataset(self) -> Dataset:
         """Loaded once per evaluator (and so once per worker process, which caches evaluators)."""
         if self._dataset is None:

@@ -120,8 +120,21 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> Result:
         space = _space(spec.space, canonical_json(spec.space_config))
         evaluator = _evaluator(spec.evaluator, canonical_json(spec.evaluator_config))
         arch = space.from_json(spec.arch)
+        goals = costs = None
+        if spec.goals:  # objectives and constraints: costs first, and a broken constraint is never trained
+            from nasforge.objectives.costs import finish, precheck, pruned_result
+            from nasforge.objectives.spec import Goals
+
+            goals = Goals.from_json(spec.goals)
+            costs = precheck(evaluator, space, arch, spec, goals)
+            if costs.reason is not None:
+                pruned = pruned_result(costs)
+                pruned.duration, pruned.trial_number = time.perf_counter() - start, spec.number
+                return pruned
         progress: Reporter = ProgressFile(spec.workdir, reporter) if spec.workdir else reporter or _NullReporter()
         result: Result = evaluator.evaluate(arch, spec, progress)
+        if goals is not None and costs is not None:
+            result = finish(result, goals, costs)
     except Exception as exc:  # a trial must never take the search down
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return Result(TrialState.FAILED, error=f"{failure_kind(exc)}: {detail}", duration=time.perf_counter() - start,
@@ -129,7 +142,7 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> Result:
     result.trial_number = spec.number
     if not result.duration:
         result.duration = time.perf_counter() - start
-    if result.state == TrialState.COMPLETE:
+    if result.state == TrialState.COMPLETE and not (goals is not None and goals.objectives):
         result.score = score_of(result.metrics, spec.objective, spec.direction)
         if result.score is None:
             result.state = TrialState.FAILED

@@ -24,6 +24,7 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
                       key=lambda t: (-(t.score or 0.0), t.number))
     others = [t for t in trials if t not in complete] if include_all else []
     test_name = _test_metric(study.objective)
+    extra = goal_columns(study)
     out = []
     for rank, t in enumerate(list(complete) + others, start=1):
         summary = ""
@@ -39,6 +40,7 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
             "state": t.state.value,
             study.objective: t.metrics.get(study.objective),
             test_name: t.metrics.get(test_name),
+            **{name: t.metrics.get(name) for name in extra},
             "params": t.params,
             "time_s": round(t.duration, 2) if t.duration is not None else None,
             # a worker's start-up (process, imports, data), paid before its first trial and not in time_s
@@ -49,11 +51,21 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
     return out
 
 
+def goal_columns(study: StudyInfo) -> list[str]:
+    """The study's other objectives and limited costs (params has its own column), shown beside the score."""
+    from nasforge.objectives.spec import study_goals
+
+    goals = study_goals(study.config)
+    names = [o.name for o in goals.objectives[1:]] + list(goals.constraints)
+    skip = {study.objective, _test_metric(study.objective), "params"}
+    return [n for i, n in enumerate(names) if n not in skip and n not in names[:i]]
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4g}" if abs(value) >= 1e5 else f"{value:.4f}"
     return str(value)
 
 

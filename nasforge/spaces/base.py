@@ -97,6 +97,24 @@ class TokenSpace:
                 return child
         return child
 
+    def crossover(self, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
+        """Uniform crossover: each decision takes the token of `a` or of `b` at that position (even odds)
+        where it is allowed after the tokens chosen so far, else a random allowed token, so the child is
+        always valid even where the parents' walks differ in length or meaning."""
+        out: list[int] = []
+        while (dec := self.decision(out)) is not None:
+            i = len(out)
+            offered = [t[i] for t in (a.tokens, b.tokens) if i < len(t) and t[i] in dec.options]
+            if len(offered) == 2:
+                out.append(int(offered[int(rng.integers(2))]))
+            elif offered:
+                out.append(int(offered[0]))
+            else:
+                out.append(int(dec.options[rng.integers(len(dec.options))]))
+            if len(out) > self.max_tokens:
+                raise RuntimeError(f"{self.name}: decision walk did not terminate")
+        return Architecture(self.name, tuple(out))
+
     def neighbours(self, arch: Architecture) -> list[Architecture]:
         """Every architecture one token away (suffix repaired deterministically), without duplicates."""
         seen = {self.key(arch)}

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.x tables: studies, trials, intermediate metrics and strategy state."""
+"""SQLAlchemy 2.x tables: studies, trials, intermediate metrics, strategy state and measured costs."""
 
 from __future__ import annotations
 
@@ -79,6 +79,21 @@ class StrategyStateModel(Base):
     updated: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     # Bumped by every write: a runner sharing the study reloads the state only when another wrote it.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+class CostModel(Base):
+    """Costs measured for an architecture key in a measurement context (space and options, model inputs, the
+    machine and the latency settings; nasforge.objectives.costs): shared by every study of the store, so a
+    resumed or a second study measures an architecture once per device."""
+
+    __tablename__ = "cost_cache"
+    __table_args__ = (UniqueConstraint("key", "context", name="uq_cost_key_context"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), nullable=False, index=True)
+    context: Mapped[str] = mapped_column(String(64), nullable=False)
+    values: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
 
 # Columns added after the first release: (table, column, SQL type) added to older databases on open.
 ADDED_COLUMNS = (("trials", "runner", "VARCHAR(200)"), ("trials", "retry_of", "INTEGER"),

@@ -20,6 +20,7 @@ from nasforge.core.types import JSONDict, Result, TrialState
 from nasforge.storage.schema import (
     ADDED_COLUMNS,
     Base,
+    CostModel,
     IntermediateModel,
     StrategyStateModel,
     StudyModel,
@@ -96,11 +97,13 @@ class NewTrial:
 
 @dataclass(frozen=True)
 class StudyCounts:
-    """Logical trials: a failed trial that was retried and its retry count once."""
+    """Logical trials: a failed trial that was retried and its retry count once, and a trial a constraint
+    pruned (never trained) not at all: `--trials` counts what was trained or tried."""
 
     logical: int
     running: int
     failed: int
+    pruned: int = 0
 
     @property
     def finished(self) -> int:
@@ -417,7 +420,8 @@ class Store:
         retries = sum(int(r) for _, _, r in rows)
         running = sum(int(n) for st, n, _ in rows if st in UNFINISHED)
         failed = sum(int(n) for st, n, _ in rows if st == TrialState.FAILED.value)
-        return StudyCounts(logical=total - retries, running=running, failed=failed - retries)
+        pruned = sum(int(n) for st, n, _ in rows if st == TrialState.PRUNED.value)
+        return StudyCounts(logical=total - retries - pruned, running=running, failed=failed - retries, pruned=pruned)
 
     def counts(self, study_id: int) -> StudyCounts:
         with self.engine.connect() as conn:
@@ -484,6 +488,32 @@ class Store:
                 TrialModel.study_id == study_id, TrialModel.runner == runner,
                 TrialModel.state.in_(UNFINISHED)).values(heartbeat=_now()))
             return int(done.rowcount or 0)
+
+    # ---- measured costs (nasforge.objectives.costs) ---------------------------------------------------
+    def cached_costs(self, key: str, limit: int = 20) -> list[JSONDict]:
+        """Every context's costs stored for an architecture key (newest first): the worker uses the one whose
+        context matches its own."""
+        table = cast(Table, CostModel.__table__)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.context, table.c["values"]).where(table.c.key == key)
+                                .order_by(table.c.id.desc()).limit(limit)).all()
+        return [{"context": str(c), "values": dict(v)} for c, v in rows]
+
+    @staticmethod
+    def put_costs(conn: Connection, key: str, context: str, values: JSONDict) -> None:
+        """Add (or extend) the costs of a key in a context; call inside a write transaction."""
+        table = cast(Table, CostModel.__table__)
+        found = conn.execute(select(table.c.id, table.c["values"]).where(
+            table.c.key == key, table.c.context == context)).first()
+        if found is None:
+            try:
+                with conn.begin_nested():  # another study's runner may insert the same measurement first
+                    conn.execute(table.insert().values(key=key, context=context, values=dict(values),
+                                                       created=_now()))
+            except IntegrityError:
+                pass
+        elif any(k not in found[1] for k in values):
+            conn.execute(table.update().where(table.c.id == found[0]).values(values={**values, **found[1]}))
 
     def load_state(self, study_id: int) -> JSONDict | None:
         with self.session() as s:
