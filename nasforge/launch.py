@@ -139,7 +139,8 @@ def build_config(
         ev_config.update(_extra_options("table", evaluator_options, reserved=("table",)))
         if isinstance(ev_config.get("costs"), str):
             ev_config["costs"] = str(Path(ev_config["costs"]).expanduser().resolve())
-        ev_instance = _check_options("table", TableEvaluator, ev_config)  # loads and checks the table before any study exists
+        # loads and checks the table before any study exists
+        ev_instance = _check_options("table", TableEvaluator, ev_config)
         objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name(table, space, strategy, ev_config["dataset"])
     else:

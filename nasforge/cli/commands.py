@@ -271,6 +271,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"train needs {', '.join(missing)} (or --replay FILE)")
         study = Study(args.study, args.storage)
         trial = _picked(study, args)
+        assert trial is not None  # --trial or --pick was required above
         row, created = train_final(study.store, study.info, trial, args.epochs, batch_size=args.batch_size,
                                    lr=args.lr, augment=dict(args.augment) or None, seed=args.seed,
                                    reporter=EpochLines(args.epochs), drop_path=args.drop_path,

@@ -34,7 +34,7 @@ def trials() -> list[SimpleNamespace]:
 def test_best_score_meeting_every_condition() -> None:
     assert pick_trial(trials(), "latency_ms<5").number == 1
     assert pick_trial(trials(), "latency_ms<5 and params<200").number == 2
-    with pytest.raises(UserError, match="no complete trial .* meets latency_ms<0.5"):
+    with pytest.raises(UserError, match=r"no complete trial .* meets latency_ms<0\.5"):
         pick_trial(trials(), "latency_ms<0.5", "s")
     with pytest.raises(UserError, match="has a metric 'flops'"):
         pick_trial(trials(), "flops<5", "s")

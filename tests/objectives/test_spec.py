@@ -7,7 +7,15 @@ import math
 import pytest
 
 from nasforge.core.errors import ConfigError
-from nasforge.objectives.spec import MAXIMIZE, MINIMIZE, Goals, Objective, parse_constraints, parse_objectives, parse_weights
+from nasforge.objectives.spec import (
+    MAXIMIZE,
+    MINIMIZE,
+    Goals,
+    Objective,
+    parse_constraints,
+    parse_objectives,
+    parse_weights,
+)
 
 
 def test_default_directions_and_overrides() -> None:
