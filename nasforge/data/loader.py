@@ -16,6 +16,7 @@ from nasforge.data.base import Dataset
 from nasforge.data.builtin import PREFIX, BuiltinProvider
 from nasforge.data.csv import CSVProvider
 from nasforge.data.images import IDXProvider, ImageFolderProvider, NPZProvider, is_idx_folder, is_image_folder
+from nasforge.data.sequence import SequenceProvider
 from nasforge.data.text import TextProvider, is_corpus
 
 CSV_OPTIONS = ("label", "header", "sep", "task", "valid_file", "valid_fraction", "test_file", "test_fraction",
@@ -26,8 +27,10 @@ IDX_OPTIONS = (*_SPLIT_OPTIONS, "class_names", "train_labels", "test_images", "t
 NPZ_OPTIONS = (*_SPLIT_OPTIONS, "class_names")
 FOLDER_OPTIONS = (*_SPLIT_OPTIONS, "size", "channels")
 TEXT_OPTIONS = ("valid_file", "test_file", "valid_fraction", "test_fraction", "bptt", "max_tokens", "max_vocab")
-FORMATS = ("csv", "idx", "npz", "images", "text")
-Provider = CSVProvider | BuiltinProvider | IDXProvider | NPZProvider | ImageFolderProvider | TextProvider
+SEQUENCE_OPTIONS = ("test_file", "valid_fraction", "test_fraction", "seed", "id_column", "time_column", "label", "sep")
+FORMATS = ("csv", "idx", "npz", "images", "text", "sequence")
+Provider = (CSVProvider | BuiltinProvider | IDXProvider | NPZProvider | ImageFolderProvider | TextProvider
+            | SequenceProvider)
 CACHE_SIZE = 4
 
 _cache: OrderedDict[str, Dataset] = OrderedDict()
@@ -38,7 +41,9 @@ def data_config(data: str, **options: Any) -> dict[str, Any]:
 
     Kinds: `csv` (the default for files), `builtin`, `idx` (a folder of MNIST-format files, or one of
     them), `npz` (a `.npz` archive), `images` (class folders of image files), `text` (a PTB-style
-    corpus folder or `*train.txt` file). Folders and `.npz` are detected; `format=` forces a kind.
+    corpus folder or `*train.txt` file), `sequence` (a sktime/aeon `.ts` file, detected; or with
+    `format="sequence"` an `.npz` of (cases, steps, channels) arrays or a long CSV of one row per step).
+    Folders, `.ts` and `.npz` are detected; `format=` forces a kind.
 
     Options left as None take their defaults (so CLI flags can be passed straight through); an
     option that does not apply (e.g. `label` for a builtin dataset) or a bad value is a ConfigError;
@@ -79,6 +84,8 @@ def _detect_format(text: str) -> str:
         raise DataError(f"{text}: is a folder without IDX files (train-images-idx3-ubyte...), a corpus "
                         "(ptb.train.txt...) or class folders of images")
     lower = full.lower()
+    if lower.endswith(".ts"):
+        return "sequence"
     if lower.endswith(".npz"):
         return "npz"
     if "-ubyte" in lower or lower.endswith((".idx", ".idx.gz")):
@@ -98,9 +105,10 @@ def _file_config(fmt: str, text: str, given: dict[str, Any]) -> dict[str, Any]:
             del given["task"]
     elif given.get("task") == "classification":
         del given["task"]
-    allowed = {"idx": IDX_OPTIONS, "npz": NPZ_OPTIONS, "images": FOLDER_OPTIONS, "text": TEXT_OPTIONS}[fmt]
+    allowed = {"idx": IDX_OPTIONS, "npz": NPZ_OPTIONS, "images": FOLDER_OPTIONS, "text": TEXT_OPTIONS,
+               "sequence": SEQUENCE_OPTIONS}[fmt]
     what = {"idx": "IDX image data", "npz": "an NPZ archive", "images": "an image folder",
-            "text": "a text corpus"}[fmt]
+            "text": "a text corpus", "sequence": "sequence data"}[fmt]
     _reject_unknown(given, allowed, what)
     full = os.path.abspath(os.path.expanduser(text))
     if not os.path.exists(full):
@@ -138,8 +146,9 @@ def provider(config: dict[str, Any]) -> Provider:
             return BuiltinProvider(options.pop("name"), **options)
         if kind == "idx":
             return IDXProvider(options.pop("path", None), **options)
-        if kind in ("npz", "images", "text"):
-            factory = {"npz": NPZProvider, "images": ImageFolderProvider, "text": TextProvider}[kind]
+        if kind in ("npz", "images", "text", "sequence"):
+            factory = {"npz": NPZProvider, "images": ImageFolderProvider, "text": TextProvider,
+                       "sequence": SequenceProvider}[kind]
             return factory(options.pop("path"), **options)  # type: ignore[abstract, no-any-return]
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"bad {kind} data config {config!r}: {exc}") from None
