@@ -120,7 +120,9 @@ class Predictor:
             return out
         indices = out.argmax(axis=1)
         if self.class_names:
-            return np.asarray(self.class_names, dtype=object)[indices]
+            from nasforge.export.runtime import class_values
+
+            return class_values(self.class_names)[indices]
         return indices
 
     def prediction_frame(self, data: Any, proba: bool = False) -> pd.DataFrame:

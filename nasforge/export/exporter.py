@@ -31,6 +31,7 @@ from nasforge.export.runtime import (
     FORMAT,
     FORMATS,
     INPUT_NAME,
+    INSTALL_EXPORT,
     METADATA_KEY,
     ONNX,
     OUTPUT_NAME,
@@ -71,6 +72,13 @@ class ExportReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _umask_mode() -> int:
+    """0666 less the process's umask: the mode `open()` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def format_for(out: str | Path, fmt: str | None) -> str:
@@ -268,7 +276,7 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, meta: dict
     try:
         import onnx
     except ImportError:
-        raise ConfigError("ONNX export needs onnx and onnxruntime: pip install 'nasforge[export]'") from None
+        raise ConfigError("ONNX export needs onnx and onnxruntime: " + INSTALL_EXPORT) from None
     if exporter not in ONNX_EXPORTERS:
         raise ConfigError(f"onnx_exporter must be one of {', '.join(ONNX_EXPORTERS)}, got {exporter!r}")
     tried = ["torchscript", "dynamo"] if exporter == "auto" else [exporter]
@@ -343,6 +351,7 @@ def export(study: Any, *, out: str | Path, format: str | None = None, trial: int
             if not diff <= allowed:
                 raise ExportError(f"the exported {fmt} file differs from the study's model by {diff:.3g} "
                                   f"(max abs, on {len(x)} check inputs; allowed {allowed:.3g}); nothing written")
+        os.chmod(tmp, _umask_mode())  # mkstemp's 0600 is for the temporary; a shipped file follows the umask
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

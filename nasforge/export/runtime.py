@@ -35,6 +35,8 @@ METADATA_KEY = "nasforge"  # ONNX metadata property
 EXTRA_FILE = "nasforge.json"  # TorchScript extra file
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+# the ONNX extras: from PyPI, or inside a clone of nasforge with the pinned CPU-only versions
+INSTALL_EXPORT = "pip install 'nasforge[export]' (in a clone: pip install -c constraints.txt -e \".[export]\")"
 CLASSIFICATION = "classification"
 _BATCH = {"tabular": 8192, "image": 256}
 
@@ -200,7 +202,7 @@ def _onnx_session(path: Path) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ConfigError("ONNX files need onnxruntime: pip install 'nasforge[export]'") from None
+        raise ConfigError("ONNX files need onnxruntime: " + INSTALL_EXPORT) from None
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
@@ -291,7 +293,7 @@ class ShippedModel:
         if self.task != CLASSIFICATION:
             return out
         indices = out.argmax(axis=1)
-        return np.asarray(self.class_names, dtype=object)[indices] if self.class_names else indices
+        return class_values(self.class_names)[indices] if self.class_names else indices
 
     def prediction_frame(self, data: Any, proba: bool = False) -> Any:
         return prediction_frame(self.predict_raw(data), self.task, self.class_names, proba)
@@ -326,6 +328,22 @@ class ShippedModel:
         total = float(np.sum((target - target.mean()) ** 2))
         r2 = 1.0 - float(np.sum((target - pred) ** 2)) / total if total > 0 else math.nan
         return {"rmse": rmse, "r2": r2}
+
+
+def class_values(names: Sequence[str]) -> np.ndarray:
+    """Class names in the training label's type: labels are kept as category texts (1, 1.0 and "1" are one
+    class), so names that all read back as integers (or True/False) were a numeric (or boolean) label column
+    and are returned as int64 (or bool); any other names stay texts."""
+    texts = [str(n) for n in names]
+    if texts and set(texts) <= {"True", "False"}:
+        return np.asarray([n == "True" for n in texts], dtype=bool)
+    try:
+        numbers = [int(n) for n in texts]
+    except ValueError:
+        numbers = []
+    if texts and [str(v) for v in numbers] == texts:
+        return np.asarray(numbers, dtype=np.int64)
+    return np.asarray(texts, dtype=object)
 
 
 def prediction_frame(out: np.ndarray, task: str, class_names: Sequence[str], proba: bool = False) -> Any:
