@@ -266,6 +266,9 @@ def search(data: str | None = None, label: str | int | None = None, **options: A
     from nasforge.launch import build_config, run
 
     options.setdefault("progress", False)
+    for kind in ("space", "strategy", "evaluator"):  # a class or function given directly: its import path
+        if callable(options.get(kind)):
+            options[kind] = registry.import_path(options[kind])
     schedule_name = options.pop("ensemble_schedule", None)
     schedule_options = options.pop("ensemble_options", None)
     config = build_config(data=data, label=label, **options)

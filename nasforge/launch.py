@@ -114,11 +114,15 @@ def build_config(
     if trial_timeout is not None and not float(trial_timeout) > 0:
         raise ConfigError(f"--trial-timeout must be a positive number of seconds (got {trial_timeout})")
     strategy_kind = "oneshot" if strategy in registry.ONESHOT else "strategy"
-    if strategy not in registry.ONESHOT and strategy not in registry.STRATEGIES:
+    if strategy not in registry.ONESHOT and not registry.known("strategy", strategy):
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: "
-                          f"{', '.join(sorted([*registry.STRATEGIES, *registry.ONESHOT]))}")
+                          f"{', '.join(sorted([*registry.available('strategy'), *registry.ONESHOT]))}, "
+                          "or give an import path package.module:Name")
     for kind, name in (("space", space), (strategy_kind, strategy), ("evaluator", evaluator)):
         registry.resolve(kind, name)
+    # user names are stored as their import paths, so workers and resume rebuild them
+    space, evaluator = registry.canonical("space", space), registry.canonical("evaluator", evaluator)
+    strategy = registry.canonical(strategy_kind, strategy)
     space_config = dict(space_options or {})
     registry.create("space", space, **space_config)  # fail early on bad space options
     ev_config: dict[str, Any]

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from nasforge.budget import TimeBudget
 from nasforge.config import SearchConfig
 from nasforge.core import registry
-from nasforge.core.errors import ConfigError, StorageError, WorkerStartError
+from nasforge.core.errors import StorageError, WorkerStartError
 from nasforge.core.protocols import Backend
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import Proposal, Result, TrialSpec, TrialState, canonical_json
@@ -587,5 +587,4 @@ def goals_json(config: SearchConfig) -> dict[str, Any] | None:
 def validate_names(config: SearchConfig) -> None:
     strategy_kind = "oneshot" if config.strategy in registry.ONESHOT else "strategy"
     for kind, name in (("space", config.space), (strategy_kind, config.strategy), ("evaluator", config.evaluator)):
-        if name not in registry.available(kind):
-            raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(registry.available(kind))}")
+        registry.resolve(kind, name)  # one line when a stored plugin is no longer installed

@@ -15,6 +15,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _plugin_note(kind: str) -> str:
+    """Installed plugins' names (entry-point group nasforge.<kind>s), so --help shows them."""
+    from nasforge.core import registry
+
+    names = registry.plugins(kind)
+    return f"; plugins: {', '.join(names)}" if names else ""
+
+
 def _kv(text: str) -> tuple[str, Any]:
     """KEY=VALUE with VALUE parsed as YAML (numbers, booleans, lists)."""
     import yaml
@@ -53,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--valid-fraction", type=float, help="validation fraction carved from training (default 0.2)")
     s.add_argument("--test-file", help="test file the search never sees; reported only")
     s.add_argument("--test-fraction", type=float, help="held-out test fraction (default 0)")
-    s.add_argument("--space", help="search space (default dnn)")
+    s.add_argument("--space", help="search space (default dnn), or an import path package.module:Class"
+                                   + _plugin_note("space"))
     s.add_argument("--strategy", help="search strategy (default model_search); darts, enas and smash are one-shot "
-                                      "(weight-sharing) searches whose derived architecture is then retrained")
-    s.add_argument("--evaluator", help="train (default) or table (benchmark lookup)")
+                                      "(weight-sharing) searches whose derived architecture is then retrained; or an "
+                                      "import path package.module:Class" + _plugin_note("strategy"))
+    s.add_argument("--evaluator", help="train (default) or table (benchmark lookup), or an import path"
+                                       + _plugin_note("evaluator"))
     s.add_argument("--table", help="benchmark table CSV for --evaluator table")
     s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
     s.add_argument("--trials", type=int, help="total number of trials wanted (default 20; with --time-budget: "

@@ -1,9 +1,15 @@
-"""Names to factories, so a worker rebuilds a trial from (space, evaluator, config) alone."""
+"""Names to factories, so a worker rebuilds a trial from (space, evaluator, config) alone.
+
+Besides the built-in names, a factory may come from user code in three ways: an import path
+(`mypkg.spaces:MySpace`), `register(kind, name, factory)`, or an installed package's entry point in
+the group `nasforge.<kind>s` (e.g. `nasforge.spaces`). A stored study always keeps the import path
+(see `canonical`), never a pickled object, so worker processes, Ray workers and resume rebuild it."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 from nasforge.core.errors import ConfigError
@@ -42,11 +48,99 @@ EVALUATORS: dict[str, str] = {
     "table": "nasforge.evaluators.table:TableEvaluator",
     "synthetic": "nasforge.evaluators.synthetic:SyntheticEvaluator",
 }
-_KINDS = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS, "oneshot": ONESHOT}
+# User data providers and dnn/cnn blocks: no built-in entries, filled by register() and entry points.
+PROVIDERS: dict[str, str] = {}
+BLOCKS: dict[str, str] = {}
+_KINDS = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS, "oneshot": ONESHOT,
+          "provider": PROVIDERS, "block": BLOCKS}
+USER_KINDS = ("space", "strategy", "evaluator", "provider", "block")
+_BUILTIN = {kind: frozenset(table) for kind, table in _KINDS.items()}
+_loaded_entry_points: set[str] = set()
+
+
+def entry_point_group(kind: str) -> str:
+    return f"nasforge.{kind}s"
+
+
+def _load_entry_points(kind: str) -> None:
+    """Add installed plugins' names (their import paths only: nothing is imported until used)."""
+    if kind in _loaded_entry_points or kind not in USER_KINDS:
+        return
+    _loaded_entry_points.add(kind)
+    table = _KINDS[kind]
+    for ep in metadata.entry_points(group=entry_point_group(kind)):
+        if ep.name not in _BUILTIN[kind]:
+            table.setdefault(ep.name, ep.value.replace(" ", ""))
+
+
+def plugins(kind: str) -> list[str]:
+    """Names added by register() or entry points, for help listings."""
+    _load_entry_points(kind)
+    return sorted(set(_KINDS[kind]) - _BUILTIN[kind])
+
+
+def register(kind: str, name: str, factory: Callable[..., Any]) -> str:
+    """Make `name` usable wherever a built-in name is; returns the import path the store keeps."""
+    if kind not in USER_KINDS:
+        raise ConfigError(f"cannot register a {kind!r}; kinds are: {', '.join(USER_KINDS)}")
+    if not name or ":" in name:
+        raise ConfigError(f"a registered {kind} name must be non-empty and have no ':' (got {name!r})")
+    if name in _BUILTIN[kind] or (kind == "strategy" and name in ONESHOT):
+        raise ConfigError(f"{kind} {name!r} is built in; register it under another name")
+    path = import_path(factory)
+    _KINDS[kind][name] = path
+    return path
+
+
+def import_path(factory: Callable[..., Any]) -> str:
+    """`module:qualname` of a class or function, checked to import back to the same object."""
+    module = getattr(factory, "__module__", None)
+    qualname = getattr(factory, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ConfigError(f"{factory!r} has no import path (a lambda or a local object); define it at the top "
+                          "level of a module")
+    path = f"{module}:{qualname}"
+    if _import(path, "factory") is not factory:
+        raise ConfigError(f"{path} does not import back to {factory!r}; define it at the top level of a module")
+    return path
+
+
+def is_import_path(name: str) -> bool:
+    return ":" in name
+
+
+def _import(path: str, kind: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"bad {kind} import path {path!r}; write it as package.module:Name")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{kind} plugin {path!r} cannot be imported ({exc}); install the package that "
+                          "provides it or add it to PYTHONPATH") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{kind} plugin {path!r}: module {module_name!r} has no {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def canonical(kind: str, name: str) -> str:
+    """The name a study stores: built-in names as they are, user names as their import path."""
+    resolve(kind, name)
+    if is_import_path(name) or name in _BUILTIN[kind]:
+        return name
+    return _KINDS[kind][name]
 
 
 def available(kind: str) -> list[str]:
+    _load_entry_points(kind)
     return sorted(_KINDS[kind])
+
+
+def known(kind: str, name: str) -> bool:
+    """Whether `name` is a name or import path this kind may use (import paths are checked on resolve)."""
+    return is_import_path(name) or name in available(kind)
 
 
 def tables() -> dict[str, dict[str, str]]:
@@ -62,12 +156,14 @@ def load_tables(given: dict[str, dict[str, str]]) -> None:
 
 
 def resolve(kind: str, name: str) -> Callable[..., Any]:
+    if is_import_path(name):
+        return _import(name, kind)  # type: ignore[no-any-return]
+    _load_entry_points(kind)
     table = _KINDS[kind]
     if name not in table:
-        raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}")
-    module_name, attr = table[name].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)  # type: ignore[no-any-return]
+        raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}, or give an "
+                          "import path package.module:Name")
+    return _import(table[name], kind)  # type: ignore[no-any-return]
 
 
 def create(kind: str, name: str, **config: Any) -> Any:
