@@ -97,7 +97,7 @@ def test_missing_plugin_is_one_line_on_resume(plugin: Path, tmp_path: Path) -> N
     (plugin / "myplug" / "spaces.py").unlink()
     for name in [m for m in sys.modules if m.startswith("myplug")]:
         del sys.modules[name]
-    with pytest.raises(ConfigError, match="space plugin 'myplug.spaces:TinySpace' cannot be imported"):
+    with pytest.raises(ConfigError, match=r"space plugin 'myplug\.spaces:TinySpace' cannot be imported"):
         _search(tmp_path, space="myplug.spaces:TinySpace", trials=2, workers=1)
     with pytest.raises(ConfigError, match="has no 'Nope'"):
         registry.resolve("space", "nasforge.spaces.dnn:Nope")
