@@ -128,7 +128,7 @@ def _import(path: str, kind: str) -> Any:
 def canonical(kind: str, name: str) -> str:
     """The name a study stores: built-in names as they are, user names as their import path."""
     resolve(kind, name)
-    if is_import_path(name) or name in _BUILTIN[kind]:
+    if kind not in USER_KINDS or is_import_path(name) or name in _BUILTIN[kind]:  # one-shot names stay names
         return name
     return _KINDS[kind][name]
 
