@@ -132,3 +132,15 @@ def test_entry_points_are_listed_and_resolved(plugin: Path, tmp_path: Path) -> N
     finally:
         registry._KINDS["space"].pop("tinyep", None)
         registry._loaded_entry_points.discard("space")
+
+
+def test_config_file_names_a_plugin_by_import_path(plugin: Path, tmp_path: Path) -> None:
+    from nasforge.api import Study
+    from nasforge.cli.main import main
+
+    storage = f"sqlite:///{tmp_path / 'cfg.sqlite'}"
+    config = tmp_path / "search.yaml"
+    config.write_text(f"data: builtin:iris\nspace: myplug.spaces:TinySpace\ntrials: 1\nepochs: 1\nworkers: 1\n"
+                      f"study: fromfile\nstorage: {storage}\n")
+    assert main(["search", "--config", str(config), "--no-progress"]) == 0
+    assert Study("fromfile", storage).config["space"] == "myplug.spaces:TinySpace"
