@@ -25,6 +25,9 @@ class DataSpec:
     num_outputs: int
     class_names: tuple[str, ...] = ()
     feature_names: tuple[str, ...] = ()
+    # Per feature of a table: "numeric" (a standardised number), "indicator" (its missing flag) or
+    # "category:<column>" (one one-hot slot of that column). Empty: every feature is a plain number.
+    feature_kinds: tuple[str, ...] = ()
 
 
 @dataclass

@@ -261,6 +261,20 @@ class TabularPreprocessor:
         return tuple(names)
 
     @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        """What each output column is (DataSpec.feature_kinds): numeric, indicator or category:<column>."""
+        kinds: list[str] = []
+        for spec in self.columns:
+            if spec["kind"] == "numeric":
+                kinds.append("numeric")
+                if spec["indicator"]:
+                    kinds.append("indicator")
+            else:
+                slots = len(spec["categories"]) + 1 + int(bool(spec["missing"]))
+                kinds.extend([f"category:{spec['name']}"] * slots)
+        return tuple(kinds)
+
+    @property
     def num_features(self) -> int:
         return len(self.feature_names)
 
@@ -461,7 +475,7 @@ def make_dataset(features: Mapping[str, pd.DataFrame], targets: Mapping[str, np.
             raise DataError(f"{name}: the training split has only one class; need at least two")
     spec = DataSpec(task=task, input_shape=(pre.num_features,),
                     num_outputs=len(pre.class_names) if task == CLASSIFICATION else 1,
-                    class_names=pre.class_names, feature_names=pre.feature_names)
+                    class_names=pre.class_names, feature_names=pre.feature_names, feature_kinds=pre.feature_kinds)
     source = dict(source)
     source["rows"] = {part: len(split) for part, split in splits.items()}
     return Dataset(spec=spec, train=splits["train"], valid=splits["valid"], test=splits.get("test"),

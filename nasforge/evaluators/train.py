@@ -205,6 +205,7 @@ class _Run:
     step: int = 0
     deadline: float | None = None  # time.time() at which training stops (a search's time budget)
     tricks: FinalTraining | None = None
+    label_smoothing: float = 0.0
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
@@ -355,6 +356,9 @@ class TrainEvaluator:
         net = space.build(arch, dataset.spec)
         model = TargetScale(net, data.mean, data.std) if task == REGRESSION else net
         model.to(device)
+        fit_data = getattr(net, "fit_data", None)
+        if callable(fit_data):  # data-dependent set-up, e.g. quantile bins of numeric embeddings
+            fit_data(data.train.x)
         params = int(sum(p.numel() for p in net.parameters()))
         flops = model_flops(net, task, dataset.spec.input_shape)
         try:
@@ -401,7 +405,8 @@ class TrainEvaluator:
                    clip=float(hp["grad_clip"]) if hp.get("grad_clip") else None, total_steps=total_steps,
                    step_scheduler=step_scheduler, generator=torch.Generator().manual_seed(spec.seed),
                    augment_generator=torch.Generator().manual_seed(spec.seed + 1), channels_last=channels_last,
-                   precision=resolve_precision(self.precision, device), deadline=spec.deadline, tricks=tricks)
+                   precision=resolve_precision(self.precision, device), deadline=spec.deadline, tricks=tricks,
+                   label_smoothing=float(hp.get("label_smoothing") or 0.0))
         train_epoch: Callable[[_Run, _Prepared], tuple[float, int]]
         if task == LANGUAGE_MODEL:
             train_epoch = lambda r, d: self._lm_epoch(r, d, int(dataset.spec.input_shape[0]))  # noqa: E731
@@ -498,10 +503,12 @@ class TrainEvaluator:
 
     def _batch_loss(self, run: _Run, data: _Prepared, xb: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Loss of one (augmented) batch of training rows `idx`; distillation changes only this."""
-        criterion = F.cross_entropy if data.task == CLASSIFICATION else F.mse_loss
         target = data.train.y[idx]
-        loss = criterion(run.net(xb), target)
-        return run.tricks.loss(loss, target, criterion) if run.tricks is not None else loss
+        loss = task_loss(run.net(xb), target, data.task, run.label_smoothing, training_members(run.model))
+        if run.tricks is None:
+            return loss
+        criterion = F.cross_entropy if data.task == CLASSIFICATION else F.mse_loss
+        return run.tricks.loss(loss, target, criterion)
 
     def _lm_epoch(self, run: _Run, data: _Prepared, bptt: int) -> tuple[float, int]:
         """One pass over the stream in BPTT windows, state carried (and detached) from window to window."""
@@ -651,7 +658,27 @@ class TrainEvaluator:
         return path
 
 
-HPARAM_KEYS = ("optimizer", "learning_rate", "lr_decay", "grad_clip", "momentum", "weight_decay", "nesterov")
+HPARAM_KEYS = ("optimizer", "learning_rate", "lr_decay", "grad_clip", "momentum", "weight_decay", "nesterov",
+               "label_smoothing")
+
+
+def task_loss(out: torch.Tensor, y: torch.Tensor, task: str, label_smoothing: float = 0.0,
+              members: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy (with label smoothing) or MSE. With `members` (batch, members, outputs), as
+    nasforge.models.tabular's networks keep in training, each member's own loss, averaged."""
+    if members is not None:
+        out = members.reshape(-1, members.shape[-1])
+        y = y.repeat_interleave(members.shape[1], dim=0)
+    if task == CLASSIFICATION:
+        return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+    return F.mse_loss(out, y)
+
+
+def training_members(model: nn.Module) -> torch.Tensor | None:
+    """The member outputs a network kept from its last training forward (see task_loss), else None."""
+    net = model.net if isinstance(model, TargetScale) else model
+    members = getattr(net, "training_members", None)
+    return members if isinstance(members, torch.Tensor) else None
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -741,7 +768,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, J
     spec = payload["data_spec"]
     data_spec = DataSpec(task=spec["task"], input_shape=tuple(spec["input_shape"]),
                          num_outputs=int(spec["num_outputs"]), class_names=tuple(spec.get("class_names", ())),
-                         feature_names=tuple(spec.get("feature_names", ())))
+                         feature_names=tuple(spec.get("feature_names", ())),
+                         feature_kinds=tuple(spec.get("feature_kinds", ())))
     space = registry.create("space", payload["space"], **payload["space_config"])
     net = space.build(space.from_json(payload["arch"]), data_spec)
     scale = payload.get("target_scale")

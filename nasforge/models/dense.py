@@ -154,20 +154,25 @@ BLOCKS: dict[str, BlockFactory] = {
 BLOCK_NAMES: tuple[str, ...] = tuple(BLOCKS)
 
 
+def chain_blocks(input_dim: int, blocks: Sequence[str], style: LayerStyle) -> tuple[nn.Sequential, int]:
+    """The named blocks, each sized by the one before; returns them and the last width."""
+    layers: list[Block] = []
+    width = input_dim
+    for name in blocks:
+        if name not in BLOCKS:
+            raise ValueError(f"unknown dense block {name!r}; choose one of: {', '.join(BLOCK_NAMES)}")
+        block = BLOCKS[name](width, style)
+        layers.append(block)
+        width = block.out_features
+    return nn.Sequential(*layers), width
+
+
 class DenseNetwork(nn.Module):
     """flatten -> blocks -> linear head (logits for classification, values for regression)."""
 
     def __init__(self, input_dim: int, blocks: Sequence[str], num_outputs: int, style: LayerStyle) -> None:
         super().__init__()
-        layers: list[Block] = []
-        width = input_dim
-        for name in blocks:
-            if name not in BLOCKS:
-                raise ValueError(f"unknown dense block {name!r}; choose one of: {', '.join(BLOCK_NAMES)}")
-            block = BLOCKS[name](width, style)
-            layers.append(block)
-            width = block.out_features
-        self.blocks = nn.Sequential(*layers)
+        self.blocks, width = chain_blocks(input_dim, blocks, style)
         self.head = nn.Linear(width, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

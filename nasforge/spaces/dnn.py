@@ -1,8 +1,13 @@
-"""Model Search's dense space: training hyper-parameters, a depth, then one block per layer.
+"""Model Search's dense space: training hyper-parameters, a depth, one block per layer, then the
+tabular choices added later.
 
-Token layout: seven hyper-parameter tokens, one `depth` token, then `depth` tokens that all
-share the decision name "block" (one controller head). The module stays torch-free; the
-builder imports nasforge.models.dense only when a network is built.
+Token layout: seven hyper-parameter tokens, one `depth` token, `depth` tokens that all share the
+decision name "block" (one controller head), then one token per EXTRAS entry (numeric and category
+embeddings, weight decay, label smoothing, members). EXTRAS were appended after the blocks so that a
+stored architecture from before them is a prefix of the new layout: `assemble` completes such a short
+sequence with the extras' defaults (the old behaviour), and `key` leaves default extras out, so old
+keys stay what they were. Append new extras at the end, never reorder any vocabulary. The module stays
+torch-free; the builder imports nasforge.models only when a network is built.
 """
 
 from __future__ import annotations
@@ -34,6 +39,24 @@ HYPERPARAMETERS: tuple[tuple[str, tuple[Any, ...], Any], ...] = (
 )
 HP_NAMES: tuple[str, ...] = tuple(name for name, _, _ in HYPERPARAMETERS)
 N_HP = len(HYPERPARAMETERS)
+
+# Decisions after the blocks (name, choices, default = the behaviour before they existed); see the docstring.
+# numeric_embedding: ple_<bins> (piecewise-linear, quantile bins) or periodic_<sigma> (nasforge.models.tabular);
+# categorical_embedding: one-hot slots as they are, or embed_<width>; weight_decay None: the evaluator's
+# option; members: TabM-mini members sharing the blocks, each trained on its own loss, predictions averaged.
+EXTRAS: tuple[tuple[str, tuple[Any, ...], Any], ...] = (
+    ("numeric_embedding", ("none", "ple_8", "ple_16", "ple_32", "periodic_0.03", "periodic_0.1", "periodic_0.3",
+                           "periodic_1"), "none"),
+    ("categorical_embedding", ("onehot", "embed_4", "embed_16"), "onehot"),
+    ("weight_decay", (None, 1e-5, 1e-4, 1e-3, 1e-2), None),
+    ("label_smoothing", (0.0, 0.05, 0.1, 0.2), 0.0),
+    ("members", (1, 4, 8), 1),
+)
+EXTRA_NAMES: tuple[str, ...] = tuple(name for name, _, _ in EXTRAS)
+N_EXTRA = len(EXTRAS)
+EXTRA_DEFAULTS: tuple[int, ...] = tuple(choices.index(default) for _, choices, default in EXTRAS)
+# extras that change the network (the others only change training)
+_STRUCTURAL = ("numeric_embedding", "categorical_embedding", "members")
 
 # Token order of the "block" decision: append new blocks, never reorder (stored tokens depend on it).
 BLOCK_VOCABULARY: tuple[str, ...] = (
@@ -95,12 +118,15 @@ class DNNSpace(TokenSpace):
         self._block_options = (tuple(sorted({BLOCK_VOCABULARY.index(b) for b in self.blocks}))
                                if self.blocks is not None else None)
         self._hp_options: list[tuple[int, ...] | None] = [None] * N_HP
+        self._extra_options: list[tuple[int, ...] | None] = [None] * N_EXTRA
         for key, value in (self.fixed or {}).items():
-            if key not in HP_NAMES:
-                raise ConfigError(f"dnn: cannot fix {key!r}; hyper-parameters are: {', '.join(HP_NAMES)}")
-            i = HP_NAMES.index(key)
+            if key not in HP_NAMES and key not in EXTRA_NAMES:
+                raise ConfigError(f"dnn: cannot fix {key!r}; hyper-parameters are: "
+                                  f"{', '.join(HP_NAMES + EXTRA_NAMES)}")
+            table, options, i = ((HYPERPARAMETERS, self._hp_options, HP_NAMES.index(key)) if key in HP_NAMES
+                                 else (EXTRAS, self._extra_options, EXTRA_NAMES.index(key)))
             try:
-                self._hp_options[i] = (_index_of(HYPERPARAMETERS[i][1], value, key),)
+                options[i] = (_index_of(table[i][1], value, key),)
             except InvalidArchitecture as exc:
                 raise ConfigError(str(exc)) from exc
         self._depths = tuple(range(self.min_depth, self.max_depth + 1))
@@ -117,7 +143,24 @@ class DNNSpace(TokenSpace):
         layer = i - N_HP - 1
         if layer < depth:
             return Decision("block", BLOCK_VOCABULARY, allowed=self._block_options, layer=layer)
+        extra = layer - depth
+        if extra < N_EXTRA:
+            name, choices, _ = EXTRAS[extra]
+            return Decision(name, choices, allowed=self._extra_options[extra])
         return None
+
+    def assemble(self, tokens: Sequence[int]) -> Architecture:
+        """Also takes a sequence stored before (some of) the extras existed: they get their defaults."""
+        tokens = [int(t) for t in tokens]
+        if len(tokens) > N_HP and 0 <= tokens[N_HP] < len(self._depths):
+            core = N_HP + 1 + self._depths[tokens[N_HP]]
+            if core <= len(tokens) < core + N_EXTRA:
+                tokens += [self._extra_default(j) for j in range(len(tokens) - core, N_EXTRA)]
+        return super().assemble(tokens)
+
+    def _extra_default(self, j: int) -> int:
+        pinned = self._extra_options[j]
+        return pinned[0] if pinned is not None else EXTRA_DEFAULTS[j]
 
     def config(self) -> JSONDict:
         return {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks,
@@ -128,28 +171,39 @@ class DNNSpace(TokenSpace):
         self._check(arch)
         return {name: choices[t] for (name, choices, _), t in zip(HYPERPARAMETERS, arch.tokens[:N_HP])}
 
+    def extras(self, arch: Architecture) -> JSONDict:
+        """The choices after the blocks (EXTRAS), by name."""
+        self._check(arch)
+        return {name: choices[t] for (name, choices, _), t in zip(EXTRAS, self._extra_tokens(arch))}
+
     def block_names(self, arch: Architecture) -> list[str]:
         self._check(arch)
-        return [BLOCK_VOCABULARY[t] for t in arch.tokens[N_HP + 1:]]
+        return [BLOCK_VOCABULARY[t] for t in self._block_tokens(arch)]
 
     def depth(self, arch: Architecture) -> int:
         """Number of blocks, identity blocks included (what `grow` and max_depth count)."""
-        return len(arch.tokens) - N_HP - 1
+        return int(self._depths[arch.tokens[N_HP]])
 
     def training_hparams(self, arch: Architecture) -> JSONDict:
-        """What the train evaluator reads to set up its optimizer (other spaces fall back to Adam)."""
+        """What the train evaluator reads to set up its optimizer (other spaces fall back to Adam);
+        weight_decay None leaves the evaluator's own."""
         hp = self.hyperparameters(arch)
+        extras = self.extras(arch)
         return {"optimizer": hp["optimizer"], "learning_rate": hp["learning_rate"],
-                "lr_decay": hp["lr_decay"], "grad_clip": hp["grad_clip"]}
+                "lr_decay": hp["lr_decay"], "grad_clip": hp["grad_clip"], "weight_decay": extras["weight_decay"],
+                "label_smoothing": extras["label_smoothing"]}
 
     def key(self, arch: Architecture) -> str:
-        """Identity blocks change nothing, so they are left out: fc_256 > identity equals fc_256."""
+        """Identity blocks change nothing, so they are left out: fc_256 > identity equals fc_256. Extras at
+        their defaults are left out too, so an architecture keeps the key it had before they existed."""
         hp = ".".join(str(t) for t in arch.tokens[:N_HP])
-        blocks = ".".join(str(t) for t in arch.tokens[N_HP + 1:] if t != IDENTITY)
-        return f"{self.name}:{hp}:{blocks}"
+        blocks = ".".join(str(t) for t in self._block_tokens(arch) if t != IDENTITY)
+        extras = self._extra_tokens(arch)
+        tail = "" if tuple(extras) == EXTRA_DEFAULTS else ":" + ".".join(str(t) for t in extras)
+        return f"{self.name}:{hp}:{blocks}{tail}"
 
     def describe(self, arch: Architecture) -> JSONDict:
-        return {**self.hyperparameters(arch), "blocks": self.block_names(arch)}
+        return {**self.hyperparameters(arch), "blocks": self.block_names(arch), **self.extras(arch)}
 
     def summary(self, arch: Architecture) -> str:
         hp = self.hyperparameters(arch)
@@ -163,7 +217,17 @@ class DNNSpace(TokenSpace):
             train.append(f"decay{hp['lr_decay']:g}")
         if hp["grad_clip"] is not None:
             train.append(f"clip{hp['grad_clip']:g}")
-        return f"{'|'.join(style)} {' '.join(train)}: {' > '.join(self.block_names(arch))}"
+        extras = self.extras(arch)
+        if extras["weight_decay"] is not None:
+            train.append(f"wd{_short_float(extras['weight_decay'])}")
+        if extras["label_smoothing"]:
+            train.append(f"ls{extras['label_smoothing']:g}")
+        front = [str(extras[n]) for n in ("numeric_embedding", "categorical_embedding")
+                 if extras[n] not in ("none", "onehot")]
+        if extras["members"] > 1:
+            front.append(f"x{extras['members']}")
+        inputs = f"[{' '.join(front)}] " if front else ""
+        return f"{'|'.join(style)} {' '.join(train)}: {inputs}{' > '.join(self.block_names(arch))}"
 
     # ---- JSON ------------------------------------------------------------------------
     def from_json(self, data: JSONDict) -> Architecture:
@@ -178,7 +242,7 @@ class DNNSpace(TokenSpace):
         """Tokens from a readable description; missing hyper-parameters take their (or the fixed) default."""
         if "blocks" not in description:
             raise InvalidArchitecture("dnn: architecture JSON has neither 'tokens' nor 'blocks'")
-        unknown = set(description) - set(HP_NAMES) - {"blocks", "space", "depth"}
+        unknown = set(description) - set(HP_NAMES) - set(EXTRA_NAMES) - {"blocks", "space", "depth"}
         if unknown:
             raise InvalidArchitecture(f"dnn: unknown keys {sorted(unknown)} in architecture description")
         tokens: list[int] = []
@@ -196,6 +260,9 @@ class DNNSpace(TokenSpace):
                                       f"[{self.min_depth}, {self.max_depth}]")
         tokens.append(self._depths.index(len(blocks)))
         tokens.extend(_index_of(BLOCK_VOCABULARY, b, "block") for b in blocks)
+        for j, (name, choices, _) in enumerate(EXTRAS):
+            tokens.append(_index_of(choices, description[name], name) if name in description
+                          else self._extra_default(j))
         return self.assemble(tokens)
 
     # ---- moves for Model Search and evolution -----------------------------------------------
@@ -220,6 +287,7 @@ class DNNSpace(TokenSpace):
     def _mutate_once(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
         blocks = self._block_tokens(arch)
         moves: list[tuple[str, int]] = [("hp", i) for i in range(N_HP) if self._hp_options[i] is None]
+        moves += [("extra", j) for j in range(N_EXTRA) if self._extra_options[j] is None]
         if self._block_options is None or len(self._block_options) > 1:
             moves += [("block", j) for j in range(len(blocks))]
         if self.min_depth < self.max_depth:
@@ -232,6 +300,11 @@ class DNNSpace(TokenSpace):
             n_choices = len(HYPERPARAMETERS[i][1])
             tokens[i] = int((tokens[i] + 1 + rng.integers(n_choices - 1)) % n_choices)
             return Architecture(self.name, tuple(tokens))
+        if kind == "extra":
+            extras = self._extra_tokens(arch)
+            n_choices = len(EXTRAS[i][1])
+            extras[i] = int((extras[i] + 1 + rng.integers(n_choices - 1)) % n_choices)
+            return self.assemble([*arch.tokens[:N_HP + 1], *blocks, *extras])
         if kind == "block":
             options = [o for o in self._allowed_blocks() if o != blocks[i]]
             blocks[i] = int(options[int(rng.integers(len(options)))])
@@ -257,18 +330,31 @@ class DNNSpace(TokenSpace):
         return int(options[int(rng.integers(len(options)))])
 
     def _block_tokens(self, arch: Architecture) -> list[int]:
-        return list(arch.tokens[N_HP + 1:])
+        return list(arch.tokens[N_HP + 1:N_HP + 1 + self.depth(arch)])
+
+    def _extra_tokens(self, arch: Architecture) -> list[int]:
+        return list(arch.tokens[N_HP + 1 + self.depth(arch):])
 
     def _with_blocks(self, arch: Architecture, blocks: list[int]) -> Architecture:
-        return self.assemble([*arch.tokens[:N_HP], self._depths.index(len(blocks)), *blocks])
+        return self.assemble([*arch.tokens[:N_HP], self._depths.index(len(blocks)), *blocks,
+                              *self._extra_tokens(arch)])
 
     # ---- PyTorch ---------------------------------------------------------------------
     def build(self, arch: Architecture, data: DataSpec) -> torch.nn.Module:
+        """A plain DenseNetwork while the structural extras are at their defaults (so checkpoints from
+        before them load), else a TabularNetwork (embeddings, members)."""
         from nasforge.models.dense import DenseNetwork, LayerStyle
 
         hp = self.hyperparameters(arch)
+        extras = self.extras(arch)
         style = LayerStyle(hp["activation"], hp["normalization"], float(hp["dropout"]))
-        return DenseNetwork(math.prod(data.input_shape), self.block_names(arch), max(1, data.num_outputs), style)
+        outputs = max(1, data.num_outputs)
+        if all(extras[n] == EXTRAS[EXTRA_NAMES.index(n)][2] for n in _STRUCTURAL):
+            return DenseNetwork(math.prod(data.input_shape), self.block_names(arch), outputs, style)
+        from nasforge.models.tabular import TabularNetwork
+
+        return TabularNetwork(data, self.block_names(arch), outputs, style, numeric=extras["numeric_embedding"],
+                              categorical=extras["categorical_embedding"], members=int(extras["members"]))
 
 
 def _insert(blocks: list[int], position: int, block: int) -> list[int]:
