@@ -1,0 +1,1 @@
+"""Zero-cost proxies: rank untrained architectures from one minibatch (see measures.py)."""
