@@ -33,21 +33,29 @@ def compute(minutes: float, threads: int, seed: int = 0) -> None:
     import torch
 
     from nasforge.data.loader import data_config, load_dataset
-    from nasforge.proxies.compute import ProxyComputer
+    from nasforge.proxies.compute import COLUMNS, ProxyComputer
     from nasforge.proxies.table import append_rows
     from nasforge.spaces.nb201 import NB201Space
 
     torch.set_num_threads(threads)
     space = NB201Space()
     computer = ProxyComputer(space, load_dataset(data_config(str(NPZ))), batch_size=64, seed=seed)
-    strings = sorted(line["arch_str"] for line in csv.DictReader(open(TABLE)))
+    with open(TABLE, newline="") as f:
+        strings = sorted(line["arch_str"] for line in csv.DictReader(f))
     order = [strings[i] for i in np.random.default_rng(seed).permutation(len(strings))]
     done: set[str] = set()
     if CSV.exists():
         with open(CSV, newline="") as f:
-            for line in csv.DictReader(f):
-                done.add(line["arch"])
-                computer.cache[line["key"]] = {k: float(v) for k, v in line.items() if k not in ("arch", "key", "seconds")}
+            lines = list(csv.DictReader(f))
+        # a row with a missing proxy is computed again (an earlier version wrote NaN where -inf is meant)
+        kept = [line for line in lines if "nan" not in (line[c] for c in COLUMNS)]
+        if len(kept) < len(lines):
+            CSV.unlink()
+            append_rows(CSV, ({k: float(v) if k in (*COLUMNS, "seconds") else v for k, v in line.items()}
+                              for line in kept))
+        for line in kept:
+            done.add(line["arch"])
+            computer.cache[line["key"]] = {c: float(line[c]) for c in COLUMNS}
     deadline = time.perf_counter() + minutes * 60
     count, start = 0, time.perf_counter()
     for text in order:

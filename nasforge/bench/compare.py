@@ -36,10 +36,18 @@ class BenchJob:
     queries: int
     storage: str
     space: str = "nb201"
+    proxies: str | None = None  # a proxy CSV, for strategies that take `proxies`
+
+
+def takes_proxies(strategy: str) -> bool:
+    import inspect
+
+    return "proxies" in inspect.signature(registry.resolve("strategy", strategy)).parameters
 
 
 def study_name(job: BenchJob) -> str:
-    return f"bench-{job.dataset}-{job.strategy}-q{job.queries}-s{job.seed}"
+    proxied = "-proxies" if job.proxies else ""
+    return f"bench-{job.dataset}-{job.strategy}{proxied}-q{job.queries}-s{job.seed}"
 
 
 def run_job(job: BenchJob) -> tuple[str, int, list[tuple[float, float]]]:
@@ -52,7 +60,8 @@ def run_job(job: BenchJob) -> tuple[str, int, list[tuple[float, float]]]:
     logging.getLogger("nasforge").setLevel(logging.WARNING)
     config = build_config(space=job.space, strategy=job.strategy, evaluator="table", table=job.table,
                           dataset=job.dataset, trials=job.queries, workers=1, study=study_name(job),
-                          storage=job.storage, seed=job.seed, progress=False)
+                          storage=job.storage, seed=job.seed, progress=False,
+                          strategy_options={"proxies": job.proxies} if job.proxies else None)
     store = Store(job.storage)
     Runner(config, store, InProcessBackend()).run()
     study = store.require_study(config.study)
@@ -87,7 +96,7 @@ def best_valid_so_far(points: Sequence[tuple[float, float]], queries: int) -> np
 
 
 def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int, seeds: int, out: str,
-              jobs: int | None = None, seed_offset: int = 0) -> list[dict[str, Any]]:
+              jobs: int | None = None, seed_offset: int = 0, proxies: str | None = None) -> list[dict[str, Any]]:
     if queries < 1 or seeds < 1:
         raise ConfigError(f"--queries and --seeds must be positive (got {queries}, {seeds})")
     for name in strategies:
@@ -95,6 +104,12 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
     from nasforge.evaluators.table import TableEvaluator
 
     TableEvaluator(table=table, dataset=dataset)  # a bad table or dataset fails here, in one line
+    proxy_cost = 0.0
+    if proxies:
+        from nasforge.proxies.table import ProxyTable
+
+        proxy_table = ProxyTable(proxies)  # a bad proxy CSV fails here too
+        proxies, proxy_cost = str(Path(proxies).resolve()), proxy_table.seconds
     folder = Path(out)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -102,7 +117,10 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
         raise ConfigError(f"--out {out}: cannot create the folder: {exc.strerror}") from exc
     storage = f"sqlite:///{(folder / 'bench.db').resolve()}"
     table = str(Path(table).resolve())
-    work = [BenchJob(s, seed_offset + k, table, dataset, queries, storage) for s in strategies for k in range(seeds)]
+    work = [BenchJob(s, seed_offset + k, table, dataset, queries, storage,
+                     proxies=proxies if proxies and takes_proxies(s) else None)
+            for s in strategies for k in range(seeds)]
+    uses_proxies = {j.strategy for j in work if j.proxies}
     jobs = max(1, jobs or os.cpu_count() or 1)
     start = time.perf_counter()
     if jobs == 1:
@@ -124,7 +142,8 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
         for q in [c for c in CHECKPOINTS if c <= queries] or [queries]:
             summary.append({"strategy": s, "queries": q, "mean_test": float(np.nanmean(test[:, q - 1])),
                             "std_test": float(np.nanstd(test[:, q - 1])),
-                            "mean_valid": float(np.nanmean(valid[:, q - 1])), "seeds": int(test.shape[0])})
+                            "mean_valid": float(np.nanmean(valid[:, q - 1])), "seeds": int(test.shape[0]),
+                            "proxy_s": proxy_cost if s in uses_proxies else 0.0})
     _write_csv(folder / "summary.csv", summary)
     curve_rows = []
     for s in strategies:
@@ -136,7 +155,8 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
     _plot(folder / "curves.png", curves, dataset, Path(table).name)
     (folder / "run.txt").write_text(
         f"table={table}\ndataset={dataset}\nstrategies={','.join(strategies)}\nqueries={queries}\n"
-        f"seeds={seeds}\ntrials={sum(len(p) for _, _, p in results)}\nelapsed_s={elapsed:.1f}\njobs={jobs}\n")
+        f"seeds={seeds}\ntrials={sum(len(p) for _, _, p in results)}\nelapsed_s={elapsed:.1f}\njobs={jobs}\n"
+        f"proxies={proxies or ''}\nproxy_s={proxy_cost:.1f}\n")
     return summary
 
 
@@ -175,9 +195,10 @@ def _plot(path: Path, curves: dict[str, list[np.ndarray]], dataset: str, table: 
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
-    head = f"{'strategy':14} {'queries':>7} {'mean_test':>10} {'std_test':>9} {'mean_valid':>10} {'seeds':>6}"
+    head = (f"{'strategy':14} {'queries':>7} {'mean_test':>10} {'std_test':>9} {'mean_valid':>10} {'seeds':>6} "
+            f"{'proxy_s':>8}")
     lines = [head]
     for r in rows:
         lines.append(f"{r['strategy']:14} {r['queries']:>7} {r['mean_test']:>10.3f} {r['std_test']:>9.3f} "
-                     f"{r['mean_valid']:>10.3f} {r['seeds']:>6}")
+                     f"{r['mean_valid']:>10.3f} {r['seeds']:>6} {r.get('proxy_s', 0.0):>8.0f}")
     return "\n".join(lines)

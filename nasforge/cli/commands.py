@@ -379,7 +379,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("--strategies is empty")
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be a positive number (got {args.jobs})")
-    summary = run_bench(args.table, args.dataset, strategies, args.queries, args.seeds, args.out, jobs=args.jobs)
+    summary = run_bench(args.table, args.dataset, strategies, args.queries, args.seeds, args.out, jobs=args.jobs,
+                        proxies=args.proxies)
     print(format_summary(summary))
     print(f"\nwrote {args.out}/summary.csv, curves.csv, curves.png (trials in {args.out}/bench.db)")
     return 0
@@ -476,3 +477,49 @@ def cmd_distill(args: argparse.Namespace) -> int:
     _print_rows(study, [r.number for r in rows], args.top)
     failed = [r for r in rows if r.state.value != "complete"]
     return 1 if len(failed) == len(rows) else 0
+
+
+def cmd_proxies(args: argparse.Namespace) -> int:
+    from nasforge.core import registry
+    from nasforge.core.types import TrialState
+    from nasforge.data.loader import data_config, load_dataset
+    from nasforge.proxies import report
+
+    if args.sample < 1 or args.batch_size < 4:
+        raise ConfigError(f"--sample must be positive and --batch-size at least 4 "
+                          f"(got {args.sample}, {args.batch_size})")
+    if bool(args.table) == bool(args.study):
+        raise ConfigError("give either --table (rank a sample against a benchmark) or --study (rank its trials)")
+    if args.study:
+        from nasforge.storage.sql import Store
+
+        store = Store(args.storage, create=False) if args.storage else Store(None)
+        study = store.require_study(args.study)
+        space = _space(study.config)
+        trials = [t for t in store.trials(study.id, [TrialState.COMPLETE]) if t.score is not None][: args.sample]
+        store.dispose()
+        if len(trials) < 3:
+            raise ConfigError(f"study {args.study!r} has {len(trials)} scored trials; proxies need at least 3 to rank")
+        archs = [space.from_json(t.arch) for t in trials]
+        targets = [float(t.score) for t in trials if t.score is not None]  # stored oriented: higher is better
+        dconf = data_config(args.data) if args.data else study.config.get("evaluator_config", {}).get("data")
+        if dconf is None:
+            raise ConfigError(f"study {args.study!r} has no data of its own (a table study?): pass --data")
+    else:
+        if not args.data:
+            raise ConfigError("--data is needed with --table (the minibatch the networks see)")
+        space = registry.create("space", args.space, **dict(args.space_option or []))
+        archs = report.sample_archs(space, args.sample, args.seed)
+        targets = report.table_targets(space, archs, args.table, args.dataset)
+        dconf = data_config(args.data)
+    if args.out:
+        parent = Path(args.out).resolve().parent
+        if not parent.is_dir():
+            raise ConfigError(f"--out {args.out}: folder {parent} does not exist")
+    result = report.run(space, load_dataset(dconf), archs, targets, batch_size=args.batch_size, seed=args.seed,
+                        out=args.out)
+    print(report.format_correlations(result.correlations))
+    against = f"table {Path(args.table).name} ({args.dataset} test)" if args.table else f"study {args.study!r}"
+    print(f"\n{len(archs)} architectures against {against}; proxies took {result.seconds:.1f} s "
+          f"({result.seconds / max(len(archs), 1):.2f} s each)" + (f"; wrote {args.out}" if args.out else ""))
+    return 0

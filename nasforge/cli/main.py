@@ -258,6 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=50, help="searches per strategy (default 50)")
     b.add_argument("--out", required=True, help="folder for summary.csv, curves.csv, curves.png, bench.db")
     b.add_argument("--jobs", type=int, help="parallel processes (default: number of cores)")
+    b.add_argument("--proxies", help="proxy CSV (nasforge proxies --out) for the strategies that use proxies")
+    px = sub.add_parser("proxies", help="zero-cost proxies of a sample of a space, ranked against a table or a study")
+    _add_storage(px)
+    px.add_argument("--space", default="nb201", help="search space (default nb201)")
+    px.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", help="space option (repeatable)")
+    px.add_argument("--data", help="data the networks see (one minibatch of its training split); "
+                    "default: the study's data")
+    px.add_argument("--sample", type=int, default=100, help="architectures sampled (default 100)")
+    px.add_argument("--table", help="benchmark table (NAS-Bench-201 format) to rank against")
+    px.add_argument("--dataset", default="cifar10", help="the table's dataset columns (default cifar10)")
+    px.add_argument("--study", help="rank a study's complete trials against their objective instead")
+    px.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
+    px.add_argument("--seed", type=int, default=0, help="minibatch, weights and sample seed (default 0)")
+    px.add_argument("--out", help="CSV of every architecture's proxies (default: not written)")
     return parser
 
 

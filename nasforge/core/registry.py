@@ -35,6 +35,8 @@ STRATEGIES: dict[str, str] = {
     "local": "nasforge.strategies.local_search:LocalSearch",
     "bananas": "nasforge.strategies.bananas:Bananas",
     "nsga2": "nasforge.strategies.nsga2:NSGA2",
+    "proxy_bananas": "nasforge.strategies.proxy_bananas:ProxyBananas",
+    "npenas": "nasforge.strategies.npenas:NPENAS",
 }
 # One-shot methods (weight sharing): selected with --strategy like the ask/tell strategies, run by
 # nasforge.oneshot.study instead of the runner.

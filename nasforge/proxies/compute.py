@@ -74,4 +74,4 @@ class ProxyComputer:
         out["synflow"] = measures.synflow(model, shape)
         out["params"] = float(count_params(model))
         out["flops"] = float(count_flops(model, shape))
-        return {k: (v if math.isfinite(v) else math.nan) for k, v in out.items()}
+        return {k: (math.nan if math.isnan(v) or v == math.inf else v) for k, v in out.items()}

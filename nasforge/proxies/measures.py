@@ -15,6 +15,9 @@ the whole cost of a proxy. Definitions follow the papers:
   sum of θ · ∂R/∂θ; data-free, so BN uses its (initial) running statistics.
 - ZiCo (Li et al., 2023): per weight layer, log of sum over its weights of mean|g| / std(g) across
   minibatches, summed over layers.
+
+A degenerate network (its output ignores the input, or two samples share every activation) scores -inf
+on NASWOT and jacov: the lowest rank, not a missing value.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU)
 NAMES = ("naswot", "jacov", "grad_norm", "snip", "synflow", "zico")
 
 
-def _weight_layers(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, WEIGHTED)]
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    """The weight tensor of every conv and linear layer (biases and norms are left out, as in the papers)."""
+    return [m.weight for m in model.modules() if isinstance(m, WEIGHTED)]
 
 
 def _loss(output: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
@@ -70,9 +74,10 @@ def activation_measures(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 
 def jacov_score(jacobian: torch.Tensor, k: float = 1e-5) -> float:
-    corr = np.corrcoef(jacobian.numpy())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(jacobian.numpy())
     if not np.all(np.isfinite(corr)):
-        return math.nan
+        return -math.inf  # some sample's output ignores its input: the worst a network can be
     eig = np.linalg.eigvalsh(corr)
     return float(-np.sum(np.log(eig + k) + 1.0 / (eig + k)))
 
@@ -80,20 +85,19 @@ def jacov_score(jacobian: torch.Tensor, k: float = 1e-5) -> float:
 def gradient_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
                       splits: int = 2) -> dict[str, float]:
     """grad-norm and snip on the whole batch, ZiCo across its `splits` parts, from one backward per part."""
-    layers = _weight_layers(model)
+    weights = _weights(model)
     per_split: list[list[torch.Tensor]] = []
     for xs, ys in zip(torch.chunk(x, splits), torch.chunk(y, splits)):
         model.zero_grad(set_to_none=True)
         _loss(model(xs), ys, task).backward()
-        per_split.append([torch.zeros_like(m.weight) if m.weight.grad is None else m.weight.grad.detach().clone()
-                          for m in layers])
+        per_split.append([torch.zeros_like(w) if w.grad is None else w.grad.detach().clone() for w in weights])
     model.zero_grad(set_to_none=True)
     grad_norm = snip = zico = 0.0
-    for i, layer in enumerate(layers):
+    for i, weight in enumerate(weights):
         grads = torch.stack([g[i] for g in per_split]).to(torch.float64)
         mean_grad = grads.mean(0)  # the whole batch's gradient (equal-sized parts)
         grad_norm += float(mean_grad.norm())
-        snip += float((layer.weight.detach().to(torch.float64) * mean_grad).abs().sum())
+        snip += float((weight.detach().to(torch.float64) * mean_grad).abs().sum())
         std = grads.std(0, unbiased=False)
         ratio = grads.abs().mean(0)[std > 0] / std[std > 0]
         total = float(ratio.sum())
@@ -111,7 +115,7 @@ def synflow(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     net.zero_grad(set_to_none=True)
     net(torch.ones((1, *input_shape), dtype=torch.float64)).sum().backward()
     total = 0.0
-    for m in _weight_layers(net):
-        if m.weight.grad is not None:
-            total += float((m.weight.detach() * m.weight.grad).sum())
+    for w in _weights(net):
+        if w.grad is not None:
+            total += float((w.detach() * w.grad).sum())
     return total

@@ -54,6 +54,7 @@ class ProxyTable:
             raise DataError(f"proxy table {path}: file not found")
         self.by_arch: dict[str, dict[str, float]] = {}
         self.by_key: dict[str, dict[str, float]] = {}
+        self.seconds = 0.0  # what computing every row took (the proxies' cost)
         with open(self.path, newline="") as f:
             reader = csv.DictReader(f)
             missing = [c for c in ("arch", "key") if c not in (reader.fieldnames or [])]
@@ -66,6 +67,8 @@ class ProxyTable:
                 except (TypeError, ValueError) as exc:
                     raise DataError(f"proxy table {path}: line {reader.line_num}: {exc}") from None
                 self.by_arch[line["arch"]] = values
+                seconds = _number(line.get("seconds"))
+                self.seconds += seconds if math.isfinite(seconds) else 0.0
                 self.by_key.setdefault(line["key"], values)
 
     def __len__(self) -> int:
