@@ -143,7 +143,7 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
             summary.append({"strategy": s, "queries": q, "mean_test": float(np.nanmean(test[:, q - 1])),
                             "std_test": float(np.nanstd(test[:, q - 1])),
                             "mean_valid": float(np.nanmean(valid[:, q - 1])), "seeds": int(test.shape[0]),
-                            "proxy_s": proxy_cost if s in uses_proxies else 0.0})
+                            **({"proxy_s": proxy_cost if s in uses_proxies else 0.0} if proxies else {})})
     _write_csv(folder / "summary.csv", summary)
     curve_rows = []
     for s in strategies:
@@ -195,10 +195,11 @@ def _plot(path: Path, curves: dict[str, list[np.ndarray]], dataset: str, table: 
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'strategy':14} {'queries':>7} {'mean_test':>10} {'std_test':>9} {'mean_valid':>10} {'seeds':>6} "
-            f"{'proxy_s':>8}")
+    proxied = bool(rows) and "proxy_s" in rows[0]
+    head = (f"{'strategy':14} {'queries':>7} {'mean_test':>10} {'std_test':>9} {'mean_valid':>10} {'seeds':>6}"
+            + (f" {'proxy_s':>8}" if proxied else ""))
     lines = [head]
     for r in rows:
         lines.append(f"{r['strategy']:14} {r['queries']:>7} {r['mean_test']:>10.3f} {r['std_test']:>9.3f} "
-                     f"{r['mean_valid']:>10.3f} {r['seeds']:>6} {r.get('proxy_s', 0.0):>8.0f}")
+                     f"{r['mean_valid']:>10.3f} {r['seeds']:>6}" + (f" {r['proxy_s']:>8.0f}" if proxied else ""))
     return "\n".join(lines)
