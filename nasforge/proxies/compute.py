@@ -45,6 +45,7 @@ class ProxyComputer:
         rows = np.random.default_rng(derive_seed(self.seed, 2)).permutation(rows)  # mix classes across halves
         self.x = torch.from_numpy(np.ascontiguousarray(train.x[rows]))
         self.y = torch.from_numpy(np.ascontiguousarray(train.y[rows]))
+        self.train_x = train.x  # for a network's data-dependent set-up (fit_data), as training does
         self.cache: dict[str, dict[str, float]] = {}
         self.seconds = 0.0
 
@@ -63,6 +64,9 @@ class ProxyComputer:
     def _model(self, arch: Architecture, key: str) -> torch.nn.Module:
         torch.manual_seed(_key_seed(self.seed, key))
         model: torch.nn.Module = self.space.build(arch, self.spec)
+        fit_data = getattr(model, "fit_data", None)
+        if callable(fit_data):  # e.g. the quantile bins of numeric embeddings
+            fit_data(torch.from_numpy(np.ascontiguousarray(self.train_x)))
         return model.train()
 
     def _compute(self, arch: Architecture, key: str) -> dict[str, float]:

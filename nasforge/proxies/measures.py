@@ -56,7 +56,12 @@ def activation_measures(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
         # agreements = c c^T + (1 - c)(1 - c)^T = 2 c c^T - s_i - s_j + width: one float32 matmul
         # (exact: counts stay far below 2^24 per layer), accumulated so no code matrix is kept
         nonlocal seen
-        c = (inputs[0].detach() > 0).flatten(1).to(torch.float32)
+        act = inputs[0].detach()
+        if act.shape[0] != n:  # members stacked along the batch (TabM-style): each sample's rows together
+            if act.shape[0] % n:
+                return
+            act = act.reshape(n, -1)
+        c = (act > 0).flatten(1).to(torch.float32)
         s = c.sum(1, dtype=torch.float64)
         kernel.add_(2.0 * (c @ c.T).to(torch.float64) - s[:, None] - s[None, :] + c.shape[1])
         seen += 1
