@@ -36,7 +36,8 @@ def as_images(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1) if x.dim() == 3 else x
 
 
-def conv_bn_relu(c_in: int, c_out: int, kernel: int | tuple[int, int], stride: int = 1) -> nn.Sequential:
+def conv_bn_relu(c_in: int, c_out: int, kernel: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1) -> nn.Sequential:
     """Post-activation conv, the layer of the early layer-by-layer searches (NAS-RL, MetaQNN)."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     return nn.Sequential(nn.Conv2d(c_in, c_out, (kh, kw), stride=stride, padding=(kh // 2, kw // 2), bias=False),
@@ -140,7 +141,7 @@ class ChainLayer:
     height: int
     width: int
     filters: int
-    stride: int = 1
+    stride: int | tuple[int, int] = 1  # (height, width) when they differ
     inputs: tuple[int, ...] = ()
 
 

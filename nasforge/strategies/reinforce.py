@@ -16,6 +16,7 @@ never touched), so `state_dict` needs only the parameters, Adam's moments and th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import zlib
 from collections.abc import Iterator
@@ -195,17 +196,74 @@ class Adam:
                 p.grad = None
 
 
+class DepthSchedule:
+    """NAS-RL's growing depth: the controller does not choose the number of layers, it is given one that
+    rises by `step` every `every` sampled networks, from `start` (default: the space's smallest depth)."""
+
+    def __init__(self, space: Any, start: int | None = None, step: int = 2, every: int = 1600) -> None:
+        dec = _depth_decision(space)
+        if dec is None:
+            raise ValueError("reinforce: depth_schedule needs a space with a 'depth' decision (chain_cnn with "
+                             "min_layers, dnn, cnn)")
+        self.depths = sorted(int(dec.choices[i]) for i in dec.options)
+        self.start = int(start) if start is not None else self.depths[0]
+        self.step, self.every = int(step), int(every)
+        if self.step < 1 or self.every < 1:
+            raise ValueError("reinforce: depth_schedule needs step >= 1 and every >= 1")
+
+    def depth(self, sampled: int) -> int:
+        """The allowed depth nearest below the scheduled one (the smallest allowed when none is below)."""
+        want = self.start + self.step * (sampled // self.every)
+        below = [d for d in self.depths if d <= want]
+        return below[-1] if below else self.depths[0]
+
+    def config(self) -> JSONDict:
+        return {"start": self.start, "step": self.step, "every": self.every}
+
+
+def _depth_decision(space: Any) -> Decision | None:
+    """The first 'depth' decision met on a walk of the space (its position may depend on nothing before it)."""
+    prefix: list[int] = []
+    while (dec := space.decision(prefix)) is not None:
+        if dec.name == "depth":
+            return dec  # type: ignore[no-any-return]
+        prefix.append(int(dec.options[0]))
+    return None
+
+
+class _PinnedDepth:
+    """The space seen by the controller under a depth schedule: the depth decision allows one value."""
+
+    def __init__(self, space: Any, depth: int) -> None:
+        self.space, self.depth = space, depth
+
+    def decision(self, prefix: list[int]) -> Decision | None:
+        dec = self.space.decision(prefix)
+        if dec is None or dec.name != "depth":
+            return dec  # type: ignore[no-any-return]
+        return dataclasses.replace(dec, allowed=(dec.choices.index(self.depth),))
+
+
 class Reinforce(BaseStrategy):
     """Options: `hidden` (64) LSTM units, `embed` (32), `lr` (0.02) for Adam, `batch_size` (5) results per
     update, `entropy_weight` (0.01), `baseline_decay` (0.9), `init_range` (0.1), `resample` (10) redraws
-    when the controller samples an architecture it proposed before."""
+    when the controller samples an architecture it proposed before, `depth_schedule` (None; e.g.
+    `{"start": 6, "step": 2, "every": 1600}`: NAS-RL's depth growing with the number of sampled networks,
+    see DepthSchedule)."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, hidden: int = 64,
                  embed: int = 32, lr: float = 0.005, batch_size: int = 5, entropy_weight: float = 0.01,
-                 baseline_decay: float = 0.9, init_range: float = 0.1, resample: int = 10) -> None:
+                 baseline_decay: float = 0.9, init_range: float = 0.1, resample: int = 10,
+                 depth_schedule: JSONDict | None = None) -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if hidden < 1 or embed < 1 or batch_size < 1 or lr <= 0 or not 0.0 <= baseline_decay < 1.0:
             raise ValueError("reinforce: need hidden, embed, batch_size >= 1, lr > 0, 0 <= baseline_decay < 1")
+        if depth_schedule is not None and not isinstance(depth_schedule, dict):
+            raise ValueError("reinforce: depth_schedule must be a mapping such as {start: 6, step: 2, every: 1600}")
+        unknown = set(depth_schedule or {}) - {"start", "step", "every"}
+        if unknown:
+            raise ValueError(f"reinforce: depth_schedule takes start, step and every, not {sorted(unknown)}")
+        self.schedule = DepthSchedule(space, **depth_schedule) if depth_schedule is not None else None
         self.hidden, self.embed, self.lr = int(hidden), int(embed), float(lr)
         self.batch_size, self.entropy_weight = int(batch_size), float(entropy_weight)
         self.baseline_decay, self.init_range = float(baseline_decay), float(init_range)
@@ -220,14 +278,18 @@ class Reinforce(BaseStrategy):
         out = []
         with _one_thread(), torch.no_grad():
             for _ in range(n):
+                walk, info = self.space, {}
+                if self.schedule is not None:
+                    depth = self.schedule.depth(self.next_id)
+                    walk, info = _PinnedDepth(self.space, depth), {"scheduled_depth": depth}
                 # A converged controller keeps drawing what it already has (answered for free, but
                 # no progress): redraw a few times for something new, as NAS does not re-train.
                 for _ in range(self.resample + 1):
-                    tokens = self.controller.sample(self.space, self.rng)
+                    tokens = self.controller.sample(walk, self.rng)
                     arch = Architecture(self.space.name, tuple(tokens))
                     if self.space.key(arch) not in self.proposed:
                         break
-                out.append(self._propose(arch))
+                out.append(self._propose(arch, **info))
         return out
 
     def tell(self, proposal: Proposal, result: Result) -> None:
@@ -261,6 +323,9 @@ class Reinforce(BaseStrategy):
         groups: dict[tuple[Any, ...], tuple[list[Decision], list[int]]] = {}
         for k, tokens in enumerate(batch):
             decisions = [dec for dec, _ in self.space.walk(tokens)]
+            if self.schedule is not None:  # the depth was given, not chosen: no gradient through it
+                decisions = [dataclasses.replace(dec, allowed=(tokens[t],)) if dec.name == "depth" else dec
+                             for t, dec in enumerate(decisions)]
             sig = tuple((d.name, d.kind, d.layer, d.source, d.allowed, len(d.choices)) for d in decisions)
             groups.setdefault(sig, (decisions, []))[1].append(k)
         with _one_thread():

@@ -26,7 +26,7 @@ DATA_SPECS = {
 }
 SMALL_CONFIG = {
     "nb201": {"cells_per_stage": 1, "channels": 8},
-    "chain_cnn": {"num_layers": 4, "search_stride": True, "filters": [24]},
+    "chain_cnn": {"num_layers": 4, "search_stride": True, "filters": [24], "min_layers": 2},
     "metaqnn": {"max_layers": 5, "image_size": 16, "conv_filters": [8, 16], "fc_units": [32]},
     "nasnet": {"num_blocks": 2, "cells_per_stage": 1, "channels": 4},
     "darts": {"num_nodes": 3, "layers": 3, "channels": 4},

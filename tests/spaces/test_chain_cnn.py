@@ -38,8 +38,9 @@ def test_anchor_decisions_one_per_earlier_layer() -> None:
     # per layer: anchors first, then filter height, width, count (no stride unless asked)
     names = [dec.name for dec, _ in space.walk(arch.tokens) if dec.layer == 2]
     assert names == ["anchor", "anchor", "filter_height", "filter_width", "filters"]
-    assert "stride" in {d.name for d, _ in ChainCNNSpace(3, search_stride=True).walk(
-        ChainCNNSpace(3, search_stride=True).sample(np.random.default_rng(0)).tokens)}
+    strided = ChainCNNSpace(3, search_stride=True)
+    names = [d.name for d, _ in strided.walk(strided.sample(np.random.default_rng(0)).tokens) if d.layer == 2]
+    assert names[-2:] == ["stride_height", "stride_width"]  # the paper's two stride tokens
 
 
 def test_layer_reading_nothing_reads_the_image() -> None:
@@ -96,3 +97,43 @@ def test_sampled_networks_train_a_step() -> None:
         loss.backward()
         assert all(p.grad is not None for p in net.parameters())
     assert FILTER_COUNTS == (24, 36, 48, 64)
+
+
+def test_stride_height_and_width_are_separate_tokens() -> None:
+    space = ChainCNNSpace(num_layers=2, search_stride=True)
+    arch = arch_from_layers(space, [{"height": 3, "width": 3, "filters": 24, "stride": [1, 2], "inputs": []},
+                                    layer([0], stride=2)])
+    assert space.layers(arch)[0]["stride"] == [1, 2] and space.layers(arch)[1]["stride"] == 2
+    assert "/s1x2" in space.summary(arch)
+    net = space.build(arch, SPEC)
+    assert net.convs[0][0].stride == (1, 2) and net.convs[1][0].stride == (2, 2)
+    assert net(torch.randn(2, 3, 16, 16)).shape == (2, 5)
+
+
+def test_architectures_stored_with_one_stride_token_read_back_as_square_strides() -> None:
+    space = ChainCNNSpace(num_layers=3, search_stride=True)
+    # the old layout, per layer: anchors, height, width, filters, one stride token
+    old = [1, 1, 0, 1,  0, 2, 2, 1, 0,  1, 0, 0, 0, 3, 1]
+    arch = space.assemble(old)
+    assert [lay["stride"] for lay in space.layers(arch)] == [2, 1, 2]
+    assert len(arch.tokens) == len(old) + 3
+
+
+def test_min_layers_adds_a_depth_token_and_networks_of_each_depth() -> None:
+    space = ChainCNNSpace(num_layers=5, min_layers=2, search_stride=True)
+    first = space.decision([])
+    assert first is not None and first.name == "depth" and [first.choices[i] for i in first.options] == [2, 3, 4, 5]
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        arch = space.sample(rng)
+        depth = space.depth(arch)
+        seen.add(depth)
+        assert len(space.layers(arch)) == depth
+        again = space.from_json(json.loads(json.dumps(space.to_json(arch))))
+        assert again == arch
+    assert seen == {2, 3, 4, 5}
+    net = space.build(arch_from_layers(space, [layer([]), layer([0])]), SPEC)
+    assert len(net.convs) == 2
+    with pytest.raises(ConfigError, match="min_layers"):
+        ChainCNNSpace(num_layers=3, min_layers=4)

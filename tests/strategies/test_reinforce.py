@@ -90,3 +90,35 @@ def test_beats_random_on_nas_bench_201(shared_data) -> None:
     ours = checks.mean_final_test(NAME, table, "cifar100", 150, seeds)
     random = checks.mean_final_test("random", table, "cifar100", 150, seeds)
     assert ours > random
+
+
+def test_depth_schedule_grows_the_depth_and_trains_no_depth_head() -> None:
+    """NAS-RL's schedule: the depth is given (start 2, +2 every 4 networks), never learnt."""
+    from nasforge.core import registry
+    from nasforge.core.errors import ConfigError
+    from nasforge.spaces.chain_cnn import ChainCNNSpace
+
+    space = ChainCNNSpace(num_layers=6, min_layers=2)
+    strategy = Reinforce(space, seed=0, batch_size=4, resample=0,
+                         depth_schedule={"start": 2, "step": 2, "every": 4})
+    depths = []
+    for _ in range(4):
+        batch = strategy.ask(4)
+        for p in batch:
+            depths.append(space.depth(p.arch))
+            assert p.info["scheduled_depth"] == depths[-1]
+            strategy.tell(p, Result(TrialState.COMPLETE, score=float(sum(p.arch.tokens) % 7)))
+        if len(depths) == 4:
+            depth_head = strategy.controller.names["depth"]
+            head = strategy.controller.params[f"head.{depth_head}.w"].detach().clone()
+    assert depths == [2] * 4 + [4] * 4 + [6] * 8  # capped at num_layers
+    assert torch.equal(head, strategy.controller.params[f"head.{depth_head}.w"])  # given, not chosen
+    assert len(strategy.log) == 4
+    # the schedule resumes where it was
+    again = Reinforce(space, seed=0, batch_size=4, resample=0, depth_schedule={"start": 2, "step": 2, "every": 4})
+    again.load_state_dict(strategy.state_dict())
+    assert [space.depth(p.arch) for p in again.ask(2)] == [6, 6]
+    with pytest.raises(ConfigError, match="depth_schedule needs a space with a 'depth' decision"):
+        registry.create("strategy", "reinforce", space=ChainCNNSpace(num_layers=3), depth_schedule={"step": 1})
+    with pytest.raises(ConfigError, match="start, step and every"):
+        registry.create("strategy", "reinforce", space=space, depth_schedule={"rate": 1})

@@ -34,12 +34,15 @@ def layer_drawing(title: str, diagram: JSONDict) -> Drawing:
 
 
 def chain_cnn(space: Any, arch: Architecture) -> JSONDict:
+    from nasforge.spaces.chain_cnn import stride_text
+
     layers = space.layers(arch)
     read = {j for layer in layers for j in layer["inputs"]}
     return {
         "input": "image",
         "layers": [{"label": f"conv {lay['height']}×{lay['width']}",
-                    "detail": f"{lay['filters']} filters" + (f", stride {lay['stride']}" if lay["stride"] != 1 else ""),
+                    "detail": f"{lay['filters']} filters"
+                              + (f", stride {stride_text(lay['stride'])}" if lay["stride"] != 1 else ""),
                     "inputs": lay["inputs"] or [-1]} for lay in layers],
         "outputs": [i for i in range(len(layers)) if i not in read],
         "output": "classifier",
