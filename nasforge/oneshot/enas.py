@@ -43,6 +43,8 @@ from nasforge.oneshot.rnn_supernet import RNNSupernet
 from nasforge.strategies.reinforce import Adam, Controller
 
 CNN_SPACES = ("enas_macro", "nb201", "darts")
+# ENAS's micro search space (Pham et al., 2018, section 2.3): five ops, all of them in the DARTS vocabulary
+ENAS_MICRO_OPS: tuple[str, ...] = ("skip_connect", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
 Sampler = Callable[[], Architecture]
 MAX_LOG_PPL = 50.0  # a diverged child scores perplexity e^50 (reward ~0), never NaN, so the controller stays sane
 
@@ -60,6 +62,8 @@ class ENAS:
     `controller_lr` (3.5e-4), `entropy_weight` (1e-4), `baseline_decay` (0.95), `reward_c` (80),
     `init_range` (0.1). `random_baseline` (True): also score `derive_samples` uniform architectures at the
     end (`random_mean_<metric>`). `supernet` (dict): options for a CNN space's `build_supernet`.
+    `micro_ops` ("enas"): on the `darts` (micro-cell) space without its own `ops`, search ENAS's five ops
+    (identity, 3x3 and 5x5 separable convs, 3x3 average and max pooling); "space" keeps the space's list.
     """
 
     name = "enas"
@@ -71,7 +75,10 @@ class ENAS:
                  grad_clip: float | None = None, controller_hidden: int = 64, controller_embed: int = 64,
                  controller_lr: float = 3.5e-4, entropy_weight: float = 1e-4, baseline_decay: float = 0.95,
                  reward_c: float = 80.0, init_range: float = 0.1, random_baseline: bool = True,
-                 supernet: dict[str, Any] | None = None) -> None:
+                 supernet: dict[str, Any] | None = None, micro_ops: str = "enas") -> None:
+        if micro_ops not in ("enas", "space"):
+            raise ConfigError(f"enas: micro_ops must be 'enas' or 'space', got {micro_ops!r}")
+        self.micro_ops = micro_ops
         for label, value, low in (("epochs", epochs, 1), ("controller_steps", controller_steps, 0),
                                   ("derive_samples", derive_samples, 1), ("bptt", bptt, 1),
                                   ("controller_hidden", controller_hidden, 1),
@@ -110,6 +117,7 @@ class ENAS:
                progress: ProgressFn) -> OneShotResult:
         start = time.perf_counter()
         seed_everything(seed)
+        space = self.searched_space(space)
         child = self.make_child(space, dataset, device, seed)
         agent = ControllerAgent(space, seed=seed, hidden=self.controller_hidden, embed=self.controller_embed,
                                 lr=self.controller_lr, entropy_weight=self.entropy_weight,
@@ -134,6 +142,13 @@ class ENAS:
                                  "candidates": [{"tokens": list(a.tokens), child.metric_name: s}
                                                 for a, s in candidates]}
         return OneShotResult(best, metrics_out, candidates=candidates, state=state)
+
+    def searched_space(self, space: Any) -> Any:
+        """The micro space with ENAS's own five ops unless the user chose ops. Only a mask changes, so the
+        derived cell's tokens mean the same in the study's space, where it is retrained."""
+        if self.micro_ops == "enas" and getattr(space, "name", None) == "darts" and space.ops is None:
+            return type(space)(**{**space.config(), "ops": list(ENAS_MICRO_OPS)})
+        return space
 
     def controller_phase(self, agent: ControllerAgent, child: Child) -> dict[str, float]:
         """`controller_steps` REINFORCE steps, one sample and one validation batch each; their mean reward."""

@@ -133,6 +133,26 @@ def test_tiny_search_on_digits(digits: Dataset, space: ENASMacroSpace | NB201Spa
     assert space.build(result.arch, digits.spec)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
+def test_micro_space_searches_enas_own_five_ops_by_default(digits: Dataset) -> None:
+    from nasforge.oneshot.enas import ENAS_MICRO_OPS
+    from nasforge.spaces.darts import DARTSSpace
+
+    space = DARTSSpace(num_nodes=2, layers=3, channels=4)
+    searched = ENAS().searched_space(space)
+    assert sorted(searched.ops) == sorted(ENAS_MICRO_OPS) and len(ENAS_MICRO_OPS) == 5
+    assert ENAS(micro_ops="space").searched_space(space) is space
+    chosen = DARTSSpace(num_nodes=2, layers=3, channels=4, ops=["sep_conv_3x3", "skip_connect"])
+    assert ENAS().searched_space(chosen) is chosen  # the user's own ops win
+    method = ENAS(epochs=1, train_steps=2, controller_steps=3, derive_samples=3, derive_batches=1, batch_size=16,
+                  supernet={"channels": 4})
+    result = method.search(space, digits, seed=0, device=CPU, progress=lambda e, m: None)
+    ops = {op for cell in ("normal", "reduce") for op, _ in space.describe(result.arch)[cell]}
+    assert ops <= set(ENAS_MICRO_OPS)
+    assert space.assemble(result.arch.tokens) == result.arch  # retrained in the study's own space
+    with pytest.raises(ConfigError, match="micro_ops"):
+        ENAS(micro_ops="nasnet")
+
+
 def test_bad_inputs_are_config_errors(ptb: Dataset, digits: Dataset) -> None:
     with pytest.raises(ConfigError, match="epochs"):
         ENAS(epochs=0)
