@@ -1,7 +1,7 @@
 """Zero-cost proxies of NAS-Bench-201 cells on the shared CIFAR-10 subset, computed with nasforge.
 
     python bench/nb201_proxies.py --minutes 9        # appends to bench/results/nb201_proxies.csv; resumable
-    python bench/nb201_proxies.py --report           # writes bench/results/nb201_proxies.md
+    python bench/nb201_proxies.py --report           # writes bench/results/nb201_proxies_correlation.csv
 
 The cells are taken in one seeded random order of all 15,625 strings; each call computes the next
 ones until its time is up, appending a row per cell, so repeated calls grow one random sample. A
@@ -27,6 +27,11 @@ OUT = ROOT / "bench" / "results"
 CSV = OUT / "nb201_proxies.csv"
 NPZ = DATA / "cifar10_small" / "cifar10_jpeg_q75_small_5k_1k.npz"
 TABLE = DATA / "nasbench201" / "nb201_12epoch.csv"
+TABLE_200 = DATA / "nasbench201" / "nb201_cifar10valid_200epoch.csv"
+CORRELATION = OUT / "nb201_proxies_correlation.csv"
+# (label, table, dataset, valid column, test column): each proxy is ranked against the test column
+TARGETS = (("cifar10", TABLE, "cifar10", None, None), ("cifar100", TABLE, "cifar100", None, None),
+           ("cifar10valid_200epoch", TABLE_200, "cifar10-valid", "valid-accuracy", "test-accuracy"))
 
 
 def compute(minutes: float, threads: int, seed: int = 0) -> None:
@@ -72,12 +77,34 @@ def compute(minutes: float, threads: int, seed: int = 0) -> None:
           f"{threads} threads, {platform.processor() or platform.machine()}", file=sys.stderr)
 
 
+def report() -> None:
+    """Spearman and Kendall of every proxy with each target's test accuracy, over the cells computed so far."""
+    from nasforge.proxies.report import table_correlations
+    from nasforge.proxies.table import ProxyTable
+
+    proxies = ProxyTable(CSV)
+    rows: dict[str, dict[str, float]] = {}
+    for label, table, dataset, valid, test in TARGETS:
+        for r in table_correlations(proxies, str(table), dataset, valid, test):
+            row = rows.setdefault(r["proxy"], {"proxy": r["proxy"]})
+            row.update({f"{label}_spearman": r["spearman"], f"{label}_kendall": r["kendall"], f"{label}_n": r["n"]})
+    with open(CORRELATION, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(next(iter(rows.values()))))
+        writer.writeheader()
+        writer.writerows(rows.values())
+    print(f"{len(proxies)} cells, {proxies.seconds:.0f} s of proxies; wrote {CORRELATION}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=9.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--report", action="store_true", help="write the correlations instead of computing")
     args = parser.parse_args(argv)
-    compute(args.minutes, args.threads)
+    if args.report:
+        report()
+    else:
+        compute(args.minutes, args.threads)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 from nasforge.core.errors import ConfigError, DataError
 from nasforge.core.types import Architecture
 from nasforge.proxies.compute import COLUMNS, ProxyComputer
-from nasforge.proxies.table import append_rows, arch_text
+from nasforge.proxies.table import ProxyTable, append_rows, arch_text
 
 
 @dataclass
@@ -94,3 +94,13 @@ def format_correlations(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'proxy':10} {'spearman':>9} {'kendall':>8} {'n':>6}"]
     lines += [f"{r['proxy']:10} {r['spearman']:>9.3f} {r['kendall']:>8.3f} {r['n']:>6}" for r in rows]
     return "\n".join(lines)
+
+
+def table_correlations(proxies: ProxyTable, table: str, dataset: str, valid_column: str | None = None,
+                       test_column: str | None = None) -> list[dict[str, Any]]:
+    """Each proxy's Spearman and Kendall with a table's test accuracy, over the cells both hold."""
+    from nasforge.evaluators.table import load_table
+
+    rows = load_table(table, dataset, valid_column=valid_column, test_column=test_column)
+    covered = [a for a in proxies.by_arch if a in rows]
+    return correlations([proxies.by_arch[a] for a in covered], [rows[a][1] for a in covered])

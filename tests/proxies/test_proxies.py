@@ -115,3 +115,20 @@ def test_sample_has_distinct_keys() -> None:
     assert len({space.key(a) for a in archs}) == 50
     assert [a.tokens for a in archs] == [a.tokens for a in sample_archs(space, 50, seed=0)]
     assert np.all([len(a.tokens) == 6 for a in archs])
+
+
+def test_table_correlations_rank_the_covered_cells_against_the_table(shared_data: Path, tmp_path: Path) -> None:
+    from nasforge.evaluators.table import load_table
+    from nasforge.proxies.report import table_correlations
+
+    table = str(shared_data / "nasbench201" / "nb201_12epoch.csv")
+    rows = load_table(table, "cifar100")
+    space = NB201Space()
+    archs = sample_archs(space, 6, seed=2)
+    tests = [rows[space.to_string(a)][1] for a in archs]
+    path = tmp_path / "p.csv"  # naswot follows cifar100's test accuracy, synflow its reverse
+    append_rows(path, [{"arch": arch_text(space, a), "key": space.key(a), **{n: 0.0 for n in COLUMNS},
+                        "naswot": t, "synflow": -t, "seconds": 0.1} for a, t in zip(archs, tests)])
+    out = {r["proxy"]: r for r in table_correlations(ProxyTable(path), table, "cifar100")}
+    assert out["naswot"]["spearman"] == pytest.approx(1.0) and out["synflow"]["kendall"] == pytest.approx(-1.0)
+    assert out["naswot"]["n"] == 6 and math.isnan(out["zico"]["spearman"])  # a constant proxy ranks nothing
