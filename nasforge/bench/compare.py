@@ -42,7 +42,10 @@ class BenchJob:
 def takes_proxies(strategy: str) -> bool:
     import inspect
 
-    return "proxies" in inspect.signature(registry.resolve("strategy", strategy)).parameters
+    factory = registry.resolve("strategy", strategy)
+    # a subclass may pass `proxies` on through **options (npenas does), so its bases' signatures count too
+    classes = factory.__mro__ if isinstance(factory, type) else (factory,)
+    return any("proxies" in inspect.signature(c).parameters for c in classes if c is not object)
 
 
 def study_name(job: BenchJob) -> str:

@@ -89,3 +89,10 @@ def test_proxy_features_are_percentiles_and_unknown_cells_are_neutral(proxy_csv:
 def test_unknown_proxy_name_is_a_config_error(proxy_csv: str) -> None:
     with pytest.raises(ConfigError, match="unknown proxies"):
         make("proxy_bananas", proxy_csv, proxy_vote="naswot,magic")
+
+
+def test_bench_hands_the_proxy_csv_to_every_strategy_that_takes_it() -> None:
+    from nasforge.bench.compare import takes_proxies
+
+    assert takes_proxies("proxy_bananas") and takes_proxies("npenas")  # npenas takes it through **options
+    assert not takes_proxies("bananas") and not takes_proxies("random")
