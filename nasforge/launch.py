@@ -12,6 +12,7 @@ from nasforge.budget import TimeBudget, check_budget
 from nasforge.config import SearchConfig
 from nasforge.core import registry
 from nasforge.core.errors import ConfigError
+from nasforge.core.numbers import as_count, as_real
 from nasforge.runner import Runner, RunSummary, artifact_dir_for, open_study, validate_names
 from nasforge.storage.sql import Store
 
@@ -105,14 +106,19 @@ def build_config(
     for flag, switch in (("--baseline", baseline), ("--final-ensemble", final_ensemble)):
         if switch is not None and not isinstance(switch, bool):
             raise ConfigError(f"{flag} must be true or false (got {switch!r})")
-    if int(trials) < 1:
-        raise ConfigError(f"--trials must be a positive number (got {trials})")
-    if workers is not None and int(workers) < 1:
-        raise ConfigError(f"--workers must be a positive number (got {workers})")
-    if retries is None or int(retries) < 0:
-        raise ConfigError(f"--retries must be 0 or more (got {retries})")
-    if trial_timeout is not None and not float(trial_timeout) > 0:
-        raise ConfigError(f"--trial-timeout must be a positive number of seconds (got {trial_timeout})")
+    trials = as_count("--trials", trials)
+    workers = None if workers is None else as_count("--workers", workers)
+    retries = as_count("--retries", retries, minimum=0)
+    seed = as_count("--seed", seed, minimum=0)
+    trial_timeout = None if trial_timeout is None else as_real("--trial-timeout", trial_timeout, low=0, low_open=True)
+    trial_cpus = as_real("--trial-cpus", trial_cpus, low=0, low_open=True)
+    trial_gpus = as_real("--trial-gpus", trial_gpus, low=0)
+    valid_fraction = as_real("--valid-fraction", valid_fraction, low=0)
+    test_fraction = as_real("--test-fraction", test_fraction, low=0)
+    epochs, steps, batch_size, patience = (
+        None if value is None else as_count(flag, value, minimum=minimum)
+        for flag, value, minimum in (("--epochs", epochs, 1), ("--steps", steps, 1),
+                                     ("--batch-size", batch_size, 1), ("--patience", patience, 0)))
     strategy_kind = "oneshot" if strategy in registry.ONESHOT else "strategy"
     if strategy not in registry.ONESHOT and not registry.known("strategy", strategy):
         raise ConfigError(f"unknown strategy {strategy!r}; choose one of: "
@@ -124,7 +130,10 @@ def build_config(
     space, evaluator = registry.canonical("space", space), registry.canonical("evaluator", evaluator)
     strategy = registry.canonical(strategy_kind, strategy)
     space_config = dict(space_options or {})
-    registry.create("space", space, **space_config)  # fail early on bad space options
+    strategy_config = dict(strategy_options or {})
+    space_obj = registry.create("space", space, **space_config)  # fail early on bad space options
+    if strategy_kind == "strategy":  # and on bad strategy options: the runner builds it the same way
+        registry.create("strategy", strategy, space=space_obj, seed=seed, max_trials=trials, **strategy_config)
     ev_config: dict[str, Any]
     if evaluator == "synthetic":
         from nasforge.evaluators.synthetic import SyntheticEvaluator
@@ -164,9 +173,9 @@ def build_config(
             ev_config["epochs"] = default_epochs(len(dataset_obj.train), int(ev_config["batch_size"]))
         ev_config = {k: v for k, v in ev_config.items() if v is not None}
         ev_config.update(_extra_options("train", evaluator_options, reserved=("data",)))
-        for key in ("epochs", "steps", "batch_size"):
-            if ev_config.get(key) is not None and int(ev_config[key]) < 1:
-                raise ConfigError(f"--{key.replace('_', '-')} must be a positive number (got {ev_config[key]})")
+        for key in ("epochs", "steps", "batch_size"):  # an --evaluator-option may set them too
+            if ev_config.get(key) is not None:
+                ev_config[key] = as_count(f"--{key.replace('_', '-')}", ev_config[key])
         from nasforge.evaluators.train import TrainEvaluator
 
         ev_instance = _check_options("train", TrainEvaluator, ev_config)
@@ -193,7 +202,7 @@ def build_config(
     config = SearchConfig(study=name, space=space, strategy=strategy, evaluator=evaluator,
                           evaluator_config=ev_config, objective=objective, direction=direction,
                           trials=int(trials), space_config=space_config,
-                          strategy_config=dict(strategy_options or {}), owner=owner, storage=storage,
+                          strategy_config=strategy_config, owner=owner, storage=storage,
                           root=root, workers=None if workers is None else int(workers), seed=int(seed),
                           progress=progress, retries=int(retries),
                           trial_timeout=None if trial_timeout is None else float(trial_timeout),

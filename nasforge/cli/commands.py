@@ -34,9 +34,9 @@ def load_config_file(path: str) -> dict[str, Any]:
 
             raw = tomllib.loads(text)
         else:
-            import yaml
+            from nasforge.core.numbers import load_yaml
 
-            raw = yaml.safe_load(text) or {}
+            raw = load_yaml(text) or {}
     except Exception as exc:
         raise ConfigError(f"--config {path}: cannot parse: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, dict):

@@ -24,14 +24,16 @@ def _plugin_note(kind: str) -> str:
 
 
 def _kv(text: str) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE parsed as YAML (numbers, booleans, lists)."""
+    """KEY=VALUE with VALUE parsed as YAML (numbers, 1e-3 included, booleans, lists)."""
     import yaml
+
+    from nasforge.core.numbers import load_yaml
 
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), load_yaml(value)
     except yaml.YAMLError:
         return key.strip(), value
 
