@@ -113,8 +113,8 @@ def build_config(
     trial_timeout = None if trial_timeout is None else as_real("--trial-timeout", trial_timeout, low=0, low_open=True)
     trial_cpus = as_real("--trial-cpus", trial_cpus, low=0, low_open=True)
     trial_gpus = as_real("--trial-gpus", trial_gpus, low=0)
-    valid_fraction = as_real("--valid-fraction", valid_fraction, low=0)
-    test_fraction = as_real("--test-fraction", test_fraction, low=0)
+    valid_fraction = as_real("--valid-fraction", valid_fraction)  # its range is checked with the data
+    test_fraction = as_real("--test-fraction", test_fraction)
     epochs, steps, batch_size, patience = (
         None if value is None else as_count(flag, value, minimum=minimum)
         for flag, value, minimum in (("--epochs", epochs, 1), ("--steps", steps, 1),
@@ -176,9 +176,11 @@ def build_config(
         for key in ("epochs", "steps", "batch_size"):  # an --evaluator-option may set them too
             if ev_config.get(key) is not None:
                 ev_config[key] = as_count(f"--{key.replace('_', '-')}", ev_config[key])
-        from nasforge.evaluators.train import TrainEvaluator
+        from nasforge.evaluators.train import TrainEvaluator, resolve_device
 
         ev_instance = _check_options("train", TrainEvaluator, ev_config)
+        if backend == "local":  # trials run here: the device must exist here (a Ray worker checks its own)
+            resolve_device(str(ev_config.get("device", "cpu")))
         if dataset_obj.spec.task == "regression":
             objective, direction = "valid_rmse", "minimize"
         elif dataset_obj.spec.task == "language_model":

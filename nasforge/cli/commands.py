@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.core.errors import ConfigError, UserError
+from nasforge.core.errors import ConfigError
 
 SEARCH_KEYS = ("data", "label", "task", "header", "sep", "valid_file", "valid_fraction", "test_file",
                "test_fraction", "space", "strategy", "evaluator", "table", "dataset", "trials", "workers",
@@ -191,6 +191,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from nasforge.api import Study
 
+    if args.replay:
+        from nasforge.core.paths import check_output
+
+        check_output(args.replay, "--replay")
     study = Study(args.study, args.storage)
     row = study.trial(args.trial)
     if args.draw:
@@ -319,7 +323,11 @@ def _curve(points: list[tuple[int, str, float]]) -> list[dict[str, float]]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from nasforge.core.paths import check_output, write_failed
+
     predictor: Any
+    if args.out:
+        check_output(args.out)  # before the model is loaded and run
     if args.model is not None:
         if args.study is not None or args.trial is not None or args.storage is not None or args.pick:
             raise ConfigError("--model predicts with an exported file: drop --study, --trial, --pick and --storage")
@@ -339,7 +347,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         try:
             out.to_csv(args.out, index=False)
         except OSError as exc:
-            raise UserError(f"--out {args.out}: cannot write: {exc.strerror}") from exc
+            raise write_failed(args.out, exc) from exc
         print(f"wrote {len(out)} predictions to {args.out}", file=sys.stderr)
     elif not args.evaluate:
         sys.stdout.write(out.to_csv(index=False))

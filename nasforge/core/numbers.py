@@ -62,7 +62,8 @@ def as_count(flag: str, value: Any, minimum: int = 1) -> int:
     number = parse_number(value) if isinstance(value, str) else value
     if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) \
             or number != int(number) or number < minimum:
-        what = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
+        what = {1: "a positive whole number", 0: "0 or more, a whole number"}.get(
+            minimum, f"a whole number >= {minimum}")
         raise ConfigError(f"{flag} must be {what} (got {value!r})")
     return int(number)
 
@@ -72,6 +73,9 @@ def as_real(flag: str, value: Any, *, low: float = -math.inf, low_open: bool = F
     number = parse_number(value) if isinstance(value, str) else value
     if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) \
             or number < low or (low_open and number == low):
-        bound = f"{'>' if low_open else '>='} {low:g}" if math.isfinite(low) else "finite"
-        raise ConfigError(f"{flag} must be a number {bound} (got {value!r})")
+        if low == 0:
+            what = "a positive number" if low_open else "0 or more"
+        else:
+            what = f"a number {'>' if low_open else '>='} {low:g}" if math.isfinite(low) else "a finite number"
+        raise ConfigError(f"{flag} must be {what} (got {value!r})")
     return float(number)

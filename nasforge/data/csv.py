@@ -3,7 +3,8 @@
 Reading rules, shared by training (`CSVProvider`) and prediction (`read_features_frame`):
 
 - compression: by magic bytes (so a misnamed file still works); zip archives are refused.
-- text: UTF-8 (a BOM is dropped), falling back to Latin-1; files with NUL bytes are refused as binary.
+- text: UTF-8 (a BOM is dropped), falling back to Latin-1; UTF-16/UTF-32 with a byte-order mark, and UTF-16
+  without one; other files with NUL bytes are refused as binary.
 - separator (`sep=None`): `.tsv`/`.tab` (compressed or not) prefer tab, `.csv` prefers comma; the
   preference is kept if it splits the first lines into a constant number (>= 2) of fields, otherwise
   tab, comma, semicolon and pipe are tried in that order; the first consistent one wins.
@@ -123,15 +124,41 @@ def read_text_file(path: str | os.PathLike[str], kind: str = "CSV/TSV text") -> 
             raise DataError(f"{path}: zip archives are not supported; unzip it or gzip the CSV instead")
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
         raise DataError(f"{path}: compressed data is corrupt or truncated ({exc})") from None
-    if b"\x00" in data[:65536]:
+    wide = _wide_encoding(data)
+    if wide is not None:
+        try:
+            text = data.decode(wide)
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: looks like {wide.upper()} text but does not decode as it; "
+                            f"save it as UTF-8") from None
+        text = text.removeprefix("\ufeff")
+    elif b"\x00" in data[:65536]:
         raise DataError(f"{path}: looks like a binary file, not {kind}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     return text
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-32/UTF-16 by their byte-order mark, or UTF-16 without one when every other byte of the start is
+    NUL (what Excel's and PowerShell's "Unicode" text looks like); None for anything else."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                      (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            return name
+    head = data[: min(4096, len(data) // 2 * 2)]
+    if len(head) >= 4:
+        even, odd = head[0::2], head[1::2]
+        if odd.count(0) == len(odd) and even.count(0) == 0:
+            return "utf-16-le"
+        if even.count(0) == len(even) and odd.count(0) == 0:
+            return "utf-16-be"
+    return None
 
 
 def _records(lines: Sequence[str] | str, sep: str) -> list[list[str]]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.core.errors import ConfigError, DataError
+from nasforge.data.arrays import load_numpy
 from nasforge.data.base import CLASSIFICATION, Dataset, DataSpec, Split, stratified_subset
 from nasforge.data.tabular import check_split_options, split_indices
 
@@ -394,10 +395,9 @@ class NPZProvider:
                 "class_names": self.class_names}
 
     def load(self) -> Dataset:
-        try:
-            archive = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{self.path}: cannot read as a NumPy .npz archive ({exc})") from None
+        archive = load_numpy(self.path)
+        if isinstance(archive, np.ndarray):
+            raise DataError(f"{self.path}: a single .npy array; a dataset is an .npz with x_train and y_train")
         with archive:
             keys = set(archive.files)
             missing = [k for k in ("x_train", "y_train") if k not in keys]

@@ -22,6 +22,8 @@ FORMAT = "nasforge.tabular"
 VERSION = 1
 OTHER = "<other>"
 MISSING = "<missing>"
+# A feature value beyond this (inf, -inf, 1e308, 1e400) is cleaned as missing: float32's largest finite value.
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
 
 # Task inference: an integer label with at most this many values is a class label ...
 SMALL_CLASS_COUNT = 20
@@ -61,7 +63,8 @@ def is_numeric_column(column: pd.Series) -> bool:
 
 
 def numeric_values(column: pd.Series, *, name: str, source: str) -> np.ndarray:
-    """float64 values with NaN for missing and infinite; text that is not a number is an error, not NaN."""
+    """float64 values with NaN for missing, infinite and out-of-range ones (beyond float32, which the network
+    reads and which no standardisation of such a value survives); text that is not a number is an error."""
     if ptypes.is_bool_dtype(column.dtype):
         values = column.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
     elif ptypes.is_numeric_dtype(column.dtype):
@@ -75,7 +78,8 @@ def numeric_values(column: pd.Series, *, name: str, source: str) -> np.ndarray:
                             f"(data row {row + 1})")
         values = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
     values = np.array(values, dtype=np.float64, copy=True)
-    values[~np.isfinite(values)] = np.nan
+    with np.errstate(invalid="ignore"):
+        values[~(np.abs(values) <= FEATURE_LIMIT)] = np.nan
     return values
 
 

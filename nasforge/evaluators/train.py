@@ -74,10 +74,25 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' means CUDA when present; anything else is passed to torch as is."""
+    """'auto' means CUDA when present; anything else is passed to torch as is, once checked to exist here
+    (a ConfigError naming it, instead of every trial failing inside torch)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available on this machine "
+                              f"(torch {torch.__version__}); use --device cpu, or auto to take a GPU when there is one")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {device}: nasforge trains on cpu, cuda or mps")
+    return resolved
 
 
 class TargetScale(nn.Module):

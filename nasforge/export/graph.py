@@ -1,8 +1,9 @@
 """The torch modules an export traces: input preprocessing, the trained model(s), and the output head.
 
 Tabular input is one float64 column per raw feature column, in training order: numbers as they are
-(NaN or inf for missing), text columns as their category index (`runtime.encode_rows` makes these; an
-index outside the vocabulary means an unseen value, NaN a missing one). The graph then does what
+(NaN, inf or beyond float32's range for missing), text columns as their category index
+(`runtime.encode_rows` makes these; an index outside the vocabulary means an unseen value, NaN a missing
+one). The graph then does what
 `TabularPreprocessor.transform` does: median imputation, missing indicators, standardisation (in
 float64, as training did), one-hot slots. Images go in as raw pixels (N, C, H, W) and are scaled and
 normalised per channel like `ImagePreprocessor.normalise`.
@@ -22,6 +23,7 @@ from nasforge.data.base import CLASSIFICATION, REGRESSION
 PROBABILITIES = "probabilities"
 LOGITS = "logits"
 COMBINES = (PROBABILITIES, LOGITS)
+FEATURE_LIMIT = 3.4028234663852886e38  # float32's largest value, nasforge.data.tabular.FEATURE_LIMIT
 
 
 class TabularInput(nn.Module):
@@ -80,7 +82,7 @@ class TabularInput(nn.Module):
         parts: list[torch.Tensor] = []
         if self.has_numeric:
             values = x.index_select(1, self.numeric)
-            missing = torch.isnan(values) | torch.isinf(values)
+            missing = ~(values.abs() <= FEATURE_LIMIT)  # NaN, inf and beyond float32: missing, as in training
             filled = torch.where(missing, self.median.expand_as(values), values)
             parts.append((filled - self.mean) / self.std)
             if self.has_indicators:

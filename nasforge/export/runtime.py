@@ -26,6 +26,8 @@ import numpy as np
 
 from nasforge.core.errors import ConfigError, DataError
 
+FEATURE_LIMIT = float(np.finfo(np.float32).max)  # nasforge.data.tabular.FEATURE_LIMIT, without pandas
+
 FORMAT = "nasforge.export"
 VERSION = 1
 ONNX = "onnx"
@@ -80,7 +82,8 @@ def _numbers(values: Any, name: str, source: str) -> np.ndarray:
                 raise DataError(f"{source}: column {name!r} must be numeric but has {value!r} "
                                 f"(data row {row + 1})") from None
     out = out.reshape(-1)
-    out[~np.isfinite(out)] = np.nan
+    with np.errstate(invalid="ignore"):
+        out[~(np.abs(out) <= FEATURE_LIMIT)] = np.nan  # as training cleaned them (nasforge.data.tabular)
     return out
 
 
@@ -367,10 +370,9 @@ def read_image_array(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: file not found")
     if p.suffix.lower() not in (".npy", ".npz"):
         raise DataError(f"{path}: image models read raw pixels from a .npy or .npz file")
-    try:
-        loaded = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
+    from nasforge.data.arrays import load_numpy
+
+    loaded = load_numpy(p)
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:

@@ -29,14 +29,11 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is made
 
 def check_out(out: str | Path, flag: str = "--out") -> Path:
     """The output path, refused before any work unless it ends in .png or .svg and its folder exists."""
-    path = Path(out)
-    if path.suffix.lower() not in FORMATS:
+    from nasforge.core.paths import check_output
+
+    if Path(out).suffix.lower() not in FORMATS:
         raise ConfigError(f"{flag} {out}: write a .png or .svg file")
-    if not path.parent.exists():
-        raise ConfigError(f"{flag} {out}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ConfigError(f"{flag} {out}: is a folder")
-    return path
+    return check_output(out, flag)
 
 
 def save(fig: Figure, out: str | Path) -> Path:
@@ -44,7 +41,9 @@ def save(fig: Figure, out: str | Path) -> Path:
     try:
         fig.savefig(path, dpi=120)
     except OSError as exc:
-        raise ConfigError(f"--out {out}: cannot write: {exc.strerror}") from exc
+        from nasforge.core.paths import write_failed
+
+        raise write_failed(out, exc) from exc
     return path
 
 
