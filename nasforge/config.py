@@ -70,8 +70,15 @@ class SearchConfig:
             raise ConfigError(f"--time-budget must be a positive number of seconds (got {self.time_budget})")
         if self.direction not in ("maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize' (got {self.direction!r})")
-        if not self.study or "/" in self.study or self.study.strip() != self.study:
-            raise ConfigError(f"--study {self.study!r} is not a usable study name")
+        check_study_name(self.study)
 
     def identity(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+
+
+def check_study_name(name: str) -> None:
+    """A study name is also its folder's name: it must stay one plain folder inside the studies root."""
+    if (not name or name.strip() != name or name in (".", "..") or any(c in name for c in '/\\\0')
+            or any(ord(c) < 32 for c in name)):
+        raise ConfigError(f"--study {name!r} is not a usable study name (it names a folder: no '/', '\\', "
+                          "'.' or '..')")

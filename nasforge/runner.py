@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from nasforge.budget import TimeBudget
 from nasforge.config import SearchConfig
 from nasforge.core import registry
-from nasforge.core.errors import StorageError, WorkerStartError
+from nasforge.core.errors import ConfigError, StorageError, WorkerStartError
 from nasforge.core.protocols import Backend
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import Proposal, Result, TrialSpec, TrialState, canonical_json
@@ -55,11 +55,16 @@ class RunSummary:
 def artifact_dir_for(config: SearchConfig, store: Store) -> Path:
     """The study folder: logs and checkpoints. Beside a SQLite file, else under the user data dir."""
     if config.root:
-        return Path(config.root).expanduser().resolve() / config.study
-    if store.is_sqlite and store.engine.url.database not in (None, "", ":memory:"):
+        root = Path(config.root).expanduser().resolve()
+    elif store.is_sqlite and store.engine.url.database not in (None, "", ":memory:"):
         db = Path(str(store.engine.url.database)).expanduser().resolve()
-        return db.parent / f"{db.stem}-studies" / config.study
-    return user_data_dir() / "studies" / config.study
+        root = db.parent / f"{db.stem}-studies"
+    else:
+        root = user_data_dir() / "studies"
+    folder = (root / config.study).resolve()
+    if folder.parent != root.resolve():  # a name that leaves its folder (or a link out of it): never written
+        raise ConfigError(f"--study {config.study!r}: its folder {folder} would not be inside {root}")
+    return folder
 
 
 def open_study(config: SearchConfig, store: Store) -> StudyInfo:
@@ -315,6 +320,7 @@ class Runner:
             if reason.startswith("interrupted") or self._inflight:
                 self.backend.shutdown()
             beats.join(timeout=5)
+            self._release()
             _LIVE.discard(self.me)
             if self.progress is not None:
                 self.progress.close()
@@ -324,6 +330,17 @@ class Runner:
                           reused=reused, elapsed=time.perf_counter() - start, stopped_reason=reason,
                           new_trials=new_numbers, retried=self._retried, pruned=counts.pruned,
                           broken=self._failures_in_a_row >= self.max_consecutive_failures)
+
+    def _release(self) -> None:
+        """On every way out of `run`: the trials still held go back to waiting, holder-less (a later run or
+        another runner takes them). A store that cannot be reached now leaves them to the heartbeat rule."""
+        try:
+            released = self.store.release(self.study.id, self.me)
+        except Exception as exc:  # never hide the error that ended the run
+            log.warning("could not hand back this runner's unfinished trials: %s", exc)
+            return
+        if released:
+            log.info("handed back %d unfinished trial(s); running the same command again resumes them", released)
 
     def _peek(self) -> int:
         """The stored strategy version, read at most every `peek_s` (else the last value read). Only a hint:

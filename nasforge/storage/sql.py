@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,18 @@ def user_data_dir() -> Path:
     """Where nasforge keeps its default database and artifacts (XDG data home)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "nasforge"
+
+
+def _read_only_mode(path: Path) -> str:
+    """How to open a database this process cannot write: "" when it can. A writable folder still holds the
+    WAL's shared-memory file (mode=ro); a read-only folder or filesystem cannot, and nobody can be writing
+    there either, so the file is read as it stands (immutable=1)."""
+    folder = path.resolve().parent
+    if not os.access(folder, os.W_OK):
+        return "mode=ro&immutable=1"
+    if not os.access(path, os.W_OK):
+        return "mode=ro"
+    return ""
 
 
 def default_storage_url() -> str:
@@ -128,7 +141,10 @@ class Store:
     """SQLAlchemy store. On SQLite: WAL, and `BEGIN IMMEDIATE` so read-then-write is atomic."""
 
     def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        """`create=False` only reads what exists: a SQLite file that this process may not write (a read-only
+        file, folder or filesystem) is then opened read-only, without its journal files."""
         self.url = url or default_storage_url()
+        self.read_only = ""  # "", or the sqlite URI mode a store opened only for reading uses
         try:
             parsed = make_url(self.url)
         except ArgumentError as exc:
@@ -149,10 +165,13 @@ class Store:
                     raise StorageError(f"storage {self.url!r}: no database at {path}")
                 if path.is_dir():
                     raise StorageError(f"storage {self.url!r}: {path} is a directory, not a database file")
+                if not create and path.exists():
+                    self.read_only = _read_only_mode(path)
         try:
             self.engine = self._make_engine(self.url)
-            Base.metadata.create_all(self.engine)
-            self._upgrade()
+            if not self.read_only:
+                Base.metadata.create_all(self.engine)
+                self._upgrade()
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise StorageError(f"storage URL {self.url!r}: database driver not installed ({exc})") from exc
         except (SQLAlchemyError, OSError) as exc:
@@ -163,6 +182,11 @@ class Store:
     def _make_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
             return create_engine(url, pool_pre_ping=True)
+        if self.read_only:
+            path = Path(str(make_url(url).database)).expanduser().resolve()
+            uri = f"{path.as_uri()}?{self.read_only}"
+            return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=60,
+                                                                              check_same_thread=False))
         engine = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
@@ -487,6 +511,16 @@ class Store:
             done = conn.execute(update(TrialModel).where(
                 TrialModel.study_id == study_id, TrialModel.runner == runner,
                 TrialModel.state.in_(UNFINISHED)).values(heartbeat=_now()))
+            return int(done.rowcount or 0)
+
+    def release(self, study_id: int, runner: str) -> int:
+        """Hand back every unfinished trial `runner` holds (waiting, no holder), so that the study never shows
+        trials running for a process that has stopped; the next runner takes them. Returns how many."""
+        with self.engine.begin() as conn:
+            done = conn.execute(update(TrialModel).where(
+                TrialModel.study_id == study_id, TrialModel.runner == runner,
+                TrialModel.state.in_(UNFINISHED)).values(state=TrialState.WAITING.value, runner=None,
+                                                         heartbeat=None))
             return int(done.rowcount or 0)
 
     # ---- measured costs (nasforge.objectives.costs) ---------------------------------------------------

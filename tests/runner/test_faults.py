@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from nasforge.core.types import TrialState
@@ -104,3 +105,21 @@ def test_bad_fault_options_are_one_line_errors(tmp_path: Path, capsys) -> None:
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_stopped_search_hands_back_the_trials_it_still_held(tmp_path: Path) -> None:
+    """Issue 17 item 8: "10 trials failed in a row" ends the run while other trials are in flight. None may
+    stay `running` for a runner that has exited: they go back to waiting, holder-less, and the next run
+    takes them."""
+    cfg = config(tmp_path, trials=40, workers=2, retries=0, evaluator_options={"fail_every": 1})
+    store = Store(cfg.storage)
+    summary = run(cfg, store)
+    assert summary.broken
+    trials = rows(store)
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert waiting, "the runner asks for the freed slot before it sees the limit: one trial was in flight"
+    assert all(t.runner is None and t.heartbeat is None for t in waiting)
+    long_ago = datetime.now(timezone.utc) - timedelta(days=1)  # no heartbeat counts as stale: taken at once
+    taken = store.claim_orphans(store.require_study("s").id, "next-runner", long_ago, lambda holder: False)
+    assert [t.number for t in taken] == [t.number for t in waiting]
