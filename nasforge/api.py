@@ -176,11 +176,11 @@ class Study:
         return self.predictor(trial).predict(data)
 
     def export(self, out: str | Path, format: str | None = None, trial: int | None = None,
-               ensemble: int | None = None) -> Any:
+               ensemble: int | None = None, input_dtype: str = "float64") -> Any:
         """Write a trial (default: the best) as one TorchScript or ONNX file taking raw inputs (docs/shipping.md)."""
         from nasforge.export.exporter import export
 
-        return export(self, out=out, format=format, trial=trial, ensemble=ensemble)
+        return export(self, out=out, format=format, trial=trial, ensemble=ensemble, input_dtype=input_dtype)
 
 
     # ---- ensembles and distillation (nasforge.ensemble) ------------------------------------------

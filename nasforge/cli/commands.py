@@ -367,7 +367,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         study = Study(args.study, args.storage)
         trial = _picked(study, args)
     report = export(study, out=args.out, format=args.format, trial=trial, ensemble=args.ensemble,
-                    storage=args.storage, check=not args.no_check)
+                    storage=args.storage, check=not args.no_check, input_dtype=args.input_dtype)
     what = (f"trial {report.trial}" if report.members == [report.trial]
             else f"ensemble trial {report.trial} (members {report.members})")
     print(f"wrote {report.path}: {report.format}, {what} of study {report.study!r}")

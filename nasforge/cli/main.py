@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="file to write")
     _add_storage(ex)
     ex.add_argument("--no-check", action="store_true", help="skip comparing the file with the study's model")
+    ex.add_argument("--input-dtype", choices=["float64", "float32"], default="float64",
+                    help="a tabular model's input type (default float64; float32 for runtimes that feed it)")
 
     en = sub.add_parser("ensemble", help="store an ensemble of a study's best trials as a trial")
     en.add_argument("--study", required=True)

@@ -42,6 +42,7 @@ from nasforge.export.runtime import (
 )
 
 TOLERANCE = 1e-4
+INPUT_DTYPES = ("float64", "float32")  # a tabular graph's input; images always take float32
 SAMPLE_ROWS = 256
 SAMPLE_IMAGES = 16
 ENSEMBLE = "ensemble"
@@ -154,7 +155,7 @@ def _members(study: Any, trial: int | None, ensemble: int | None) -> _Members:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _input_module(payload: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+def _input_module(payload: dict[str, Any], input_dtype: str = "float64") -> tuple[nn.Module, dict[str, Any]]:
     """The graph's preprocessing and the `input` part of the metadata."""
     pre = payload.get("preprocessor")
     task = payload["data_spec"]["task"]
@@ -164,7 +165,7 @@ def _input_module(payload: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     if kind == TABULAR_FORMAT:
         assert pre is not None
         columns = [dict(spec) for spec in pre["columns"]]
-        meta = {"kind": "tabular", "dtype": "float64",
+        meta = {"kind": "tabular", "dtype": input_dtype,
                 "columns": [{"name": c["name"], "kind": c["kind"], **({"categories": list(c["categories"])}
                                                                      if c["kind"] != "numeric" else {})}
                             for c in columns],
@@ -306,20 +307,24 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path, meta: dict
 
 def export(study: Any, *, out: str | Path, format: str | None = None, trial: int | None = None,
            ensemble: int | None = None, storage: str | None = None, check: bool = True,
-           onnx_exporter: str = "auto") -> ExportReport:
+           onnx_exporter: str = "auto", input_dtype: str = "float64") -> ExportReport:
     """Write a study's trial (default: the best) or ensemble trial as one file that takes raw inputs.
 
     `study` is a name (read from `storage`) or a `nasforge.api.Study`. The file is written beside `out`
     under a temporary name, checked (see the module docstring) and only then renamed to `out`.
+    `input_dtype` is what a tabular graph takes: float64 (exact), or float32, which most ONNX runtimes
+    feed (the graph widens it to float64 first; the check then runs on float32 inputs).
     """
     from nasforge import __version__
     from nasforge.api import Study
 
     fmt = format_for(out, format)
+    if input_dtype not in INPUT_DTYPES:
+        raise ConfigError(f"--input-dtype {input_dtype!r}: choose {' or '.join(INPUT_DTYPES)}")
     target = _writable_target(out)
     study = study if isinstance(study, Study) else Study(str(study), storage)
     members = _members(study, trial, ensemble)
-    preprocess, input_meta = _input_module(members.payload)
+    preprocess, input_meta = _input_module(members.payload, input_dtype)
     spec = members.payload["data_spec"]
     task = spec["task"]
     meta: dict[str, Any] = {
@@ -332,6 +337,7 @@ def export(study: Any, *, out: str | Path, format: str | None = None, trial: int
     }
     module = ExportedModel(preprocess, members.models, task, members.weights, members.combine).eval()
     x, raw = sample_inputs(input_meta)
+    x = x.astype(input_meta["dtype"])  # the check feeds what a user of the file will feed
     example = torch.as_tensor(x[:3])
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".nasforge-export-", suffix=target.suffix)
     os.close(fd)

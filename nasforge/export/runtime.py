@@ -247,16 +247,18 @@ class ShippedModel:
         return read_features_frame(str(path), file_columns=pre.get("file_columns") or None, label=pre.get("label"))
 
     def encode(self, data: Any, source: str = "input") -> np.ndarray:
-        """What the graph takes: float64 encoded columns, or float32 (N, C, H, W) raw pixels."""
+        """What the graph takes: encoded columns (float64, or float32 for a file exported with
+        `--input-dtype float32`), or float32 (N, C, H, W) raw pixels."""
         if isinstance(data, str | Path):
             data = self.read(data)
         if self.kind == "image":
             return image_batch(data, self.input["shape"], source)
-        return encode_rows(self.input["columns"], data, source)
+        return encode_rows(self.input["columns"], data, source).astype(self.input.get("dtype", "float64"), copy=False)
 
     # ---- running -------------------------------------------------------------------------
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph's raw output (probabilities or values) for an already encoded batch."""
+        x = np.asarray(x, dtype=self.input.get("dtype", "float64"))  # the graph's one input type
         if self._runner is None:
             self._runner = self._onnx_runner() if self.format == ONNX else self._torchscript_runner()
         step = _BATCH.get(self.kind, 1024)

@@ -121,6 +121,28 @@ def test_cli_predict_with_an_onnx_file_does_not_import_torch(tab: dict[str, Any]
     assert np.max(np.abs(predicted.iloc[:, 1:].to_numpy() - expected.iloc[:, 1:].to_numpy())) <= TOL
 
 
+def test_onnx_file_for_float32_runtimes(tab: dict[str, Any]) -> None:
+    """Issue 17 item 13: most ONNX runtimes feed float32; `--input-dtype float32` makes a graph that takes it."""
+    import onnxruntime as ort
+
+    def session(path: Path) -> Any:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    assert session(_export(tab, "onnx")).get_inputs()[0].type == "tensor(double)"  # the exact default
+    path = _export(tab, "onnx", "--input-dtype", "float32")
+    assert read_metadata(path)["input"]["dtype"] == "float32"
+    plain = session(path)
+    assert plain.get_inputs()[0].type == "tensor(float)"
+    shipped = load_exported(path)
+    x = shipped.encode(shipped.read(tab["test_csv"]))
+    assert x.dtype == np.float32
+    predictor = tab["study"].predictor()
+    expected = predictor.predict_raw(predictor.read(tab["test_csv"]))
+    got = np.asarray(plain.run(None, {plain.get_inputs()[0].name: x})[0])  # onnxruntime alone, float32 in
+    assert np.max(np.abs(got - expected)) <= TOL
+    assert np.max(np.abs(shipped.run(x.astype(np.float64)) - expected)) <= TOL, "the runtime casts for the file"
+
+
 def _add_ensemble(tab: dict[str, Any], members: list[int], weights: list[float], combine: str) -> int:
     from nasforge.core.types import Result, TrialState
     from nasforge.storage.sql import NewTrial
