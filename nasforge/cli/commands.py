@@ -403,6 +403,16 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return run(args.storage or default_storage_url(), args.host, args.port, args.allow_remote)
 
 
+def cmd_options(args: argparse.Namespace) -> int:
+    from nasforge.core import options
+
+    if not args.name:
+        print(options.render_names())
+        return 0
+    print("\n\n".join(options.render(entry) for entry in options.lookup(args.name, args.kind)))
+    return 0
+
+
 def _ensemble_schedule(args: argparse.Namespace, seed: int) -> Any:
     options = dict(getattr(args, "ensemble_option", None) or [])
     name = getattr(args, "ensemble_schedule", None)

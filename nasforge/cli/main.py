@@ -15,12 +15,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _plugin_note(kind: str) -> str:
-    """Installed plugins' names (entry-point group nasforge.<kind>s), so --help shows them."""
-    from nasforge.core import registry
+def _names(kind: str) -> str:
+    """The registered names (plugins included), so --help never lists a stale set."""
+    from nasforge.core.options import names
 
-    names = registry.plugins(kind)
-    return f"; plugins: {', '.join(names)}" if names else ""
+    return ", ".join(names(kind))
 
 
 def _kv(text: str) -> tuple[str, Any]:
@@ -63,13 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--valid-fraction", type=float, help="validation fraction carved from training (default 0.2)")
     s.add_argument("--test-file", help="test file the search never sees; reported only")
     s.add_argument("--test-fraction", type=float, help="held-out test fraction (default 0)")
-    s.add_argument("--space", help="search space (default dnn), or an import path package.module:Class"
-                                   + _plugin_note("space"))
-    s.add_argument("--strategy", help="search strategy (default model_search); darts, enas and smash are one-shot "
-                                      "(weight-sharing) searches whose derived architecture is then retrained; or an "
-                                      "import path package.module:Class" + _plugin_note("strategy"))
-    s.add_argument("--evaluator", help="train (default) or table (benchmark lookup), or an import path"
-                                       + _plugin_note("evaluator"))
+    s.add_argument("--space", help="search space (default dnn): " + _names("space")
+                                   + "; or an import path package.module:Class")
+    s.add_argument("--strategy", help="search strategy (default model_search): " + _names("strategy")
+                                      + "; darts, enas and smash are one-shot (weight-sharing) searches whose derived "
+                                      "architecture is then retrained; or an import path package.module:Class")
+    s.add_argument("--evaluator", help="how trials are scored (default train; table: a benchmark lookup; synthetic: "
+                                       "an instant test objective): " + _names("evaluator")
+                                       + "; or an import path package.module:Class")
     s.add_argument("--table", help="benchmark table CSV for --evaluator table")
     s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
     s.add_argument("--trials", type=int, help="total number of trials wanted (default 20; with --time-budget: "
@@ -103,14 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="training batch size (default 128)")
     s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 5)")
     s.add_argument("--device", help="cpu (default), cuda or auto")
-    s.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
-    s.add_argument("--strategy-option", action="append", type=_kv, metavar="KEY=VALUE", default=[])
+    s.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                   help="a space option, e.g. max_depth=3 (repeat the flag; VALUE is YAML); "
+                        "`nasforge options SPACE` lists them with their defaults")
+    s.add_argument("--strategy-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                   help="a strategy option, e.g. population_size=50 (repeat the flag; VALUE is YAML); "
+                        "`nasforge options STRATEGY` lists them with their defaults")
     s.add_argument("--order", type=int, choices=[1, 2],
                    help="DARTS: first- or second-order architecture gradient (same as --strategy-option order=N)")
     s.add_argument("--evaluator-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
-                   help="evaluator options, e.g. for train: optimizer, lr, schedule=cosine, data_fraction, "
-                        "augment={flip: true}, precision=bf16, weight_decay (docs/evaluators.md); synthetic: "
-                        "sleep, fail_every, nan_every, oom_every, hang_every, hang, crash_every")
+                   help="an evaluator option, e.g. for train: lr=0.01, schedule=cosine, augment={flip: true} "
+                        "(repeat the flag; VALUE is YAML); `nasforge options EVALUATOR` lists them with their "
+                        "defaults (docs/evaluators.md)")
     s.add_argument("--objectives", help="comma-separated metrics to optimise together, each NAME, NAME:max or "
                                         "NAME:min (default directions: accuracy max, costs min), e.g. "
                                         "valid_accuracy,latency_ms; the first is the study's score "
@@ -251,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     da.add_argument("--allow-remote", action="store_true",
                     help="allow a non-loopback --host (there is no login: anyone who reaches it sees the store)")
+
+    op = sub.add_parser("options", help="every option of a space, strategy or evaluator, with its default",
+                        description="Print the options NAME takes (--space-option, --strategy-option or "
+                                    "--evaluator-option KEY=VALUE), read from its constructor; without NAME, "
+                                    "list every registered name.")
+    op.add_argument("name", nargs="?", metavar="NAME", help="a space, strategy or evaluator name; darts is both a "
+                                                              "space and a strategy: both are shown unless --kind")
+    op.add_argument("--kind", choices=["space", "strategy", "evaluator"], help="only this kind of NAME")
 
     b = sub.add_parser("bench", help="compare strategies on a benchmark table (NAS-Bench-201 format)")
     b.add_argument("--table", required=True, help="CSV with arch_str and <dataset>_valid/_test columns")

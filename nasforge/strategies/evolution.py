@@ -15,7 +15,7 @@ from nasforge.strategies.common import BaseStrategy, rank
 
 
 class RegularizedEvolution(BaseStrategy):
-    """Options: `population_size` (20) random founders and population cap, `sample_size` (5) per tournament."""
+    """Options: `population_size` (30) random founders and population cap, `sample_size` (10) per tournament."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None,
                  population_size: int = 30, sample_size: int = 10, retries: int = 10) -> None:

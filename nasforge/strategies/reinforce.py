@@ -245,7 +245,7 @@ class _PinnedDepth:
 
 
 class Reinforce(BaseStrategy):
-    """Options: `hidden` (64) LSTM units, `embed` (32), `lr` (0.02) for Adam, `batch_size` (5) results per
+    """Options: `hidden` (64) LSTM units, `embed` (32), `lr` (0.005) for Adam, `batch_size` (5) results per
     update, `entropy_weight` (0.01), `baseline_decay` (0.9), `init_range` (0.1), `resample` (10) redraws
     when the controller samples an architecture it proposed before, `depth_schedule` (None; e.g.
     `{"start": 6, "step": 2, "every": 1600}`: NAS-RL's depth growing with the number of sampled networks,
