@@ -11,6 +11,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "num_layers": "conv layers",
         "search_stride": "add a stride decision {1, 2} per layer",
         "filters": "allowed filter counts, a mask over 24, 36, 48, 64 (null: all)",
+        "min_layers": "fewest layers; below num_layers adds a depth token (null: num_layers)",
     },
     ("space", "cnn"): {
         "min_depth": "fewest blocks",
@@ -119,6 +120,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "init_range": "controller weights drawn uniformly from +-init_range",
         "random_baseline": "also score derive_samples uniform architectures at the end",
         "supernet": "options of a CNN space's supernet",
+        "micro_ops": "darts space without its own ops: enas (ENAS's five ops) or space (the space's list)",
     },
     ("strategy", "evolution"): {
         "population_size": "random founders and population cap",
@@ -161,6 +163,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "baseline_decay": "decay of the reward's moving-average baseline",
         "init_range": "controller weights drawn uniformly from +-init_range",
         "resample": "redraws when it samples an architecture it proposed before",
+        "depth_schedule": "NAS-RL's growing depth, {start, step, every}, on spaces with a depth (null: off)",
     },
     ("strategy", "smash"): {
         "epochs": "training epochs, each step on a fresh random architecture",
