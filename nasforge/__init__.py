@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Study", "TrialRecord", "__version__", "load_study", "register", "search"]
+__all__ = ["Provider", "Study", "TrialRecord", "__version__", "load_study", "register", "search"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +14,10 @@ def __getattr__(name: str) -> Any:
         from nasforge import api
 
         return getattr(api, name)
+    if name == "Provider":
+        from nasforge.data.provider import Provider
+
+        return Provider
     if name == "register":
         from nasforge.core.registry import register
 

@@ -252,14 +252,26 @@ def train_replay(path: str | Path, study: str | None = None, storage: str | None
     return row
 
 
+def _in_memory(data: Any, label: Any, options: dict[str, Any]) -> None:
+    """`search(X, y)`: the arrays become an ArrayProvider in `options` (the split options go to it)."""
+    from nasforge.data.provider import ArrayProvider
+
+    if options.get("provider") is not None:
+        raise UserError("give data or provider=, not both")
+    split = {key: options.pop(key) for key in ("task", "valid_fraction", "test_fraction") if key in options}
+    options["provider"] = ArrayProvider(data, label, seed=options.get("seed", 0), **split)
+
+
 def load_study(name: str, storage: str | None = None) -> Study:
     return Study(name, storage)
 
 
-def search(data: str | None = None, label: str | int | None = None, **options: Any) -> Study:
+def search(data: Any = None, label: Any = None, **options: Any) -> Study:
     """Run (or resume) a search and return its Study. Options are the CLI's, in snake_case.
 
     Example: ``nasforge.search("train.csv", label="target", trials=20, test_fraction=0.2)``.
+    In-memory data: ``search(X, y)`` (NumPy arrays, a DataFrame and labels, a torch Dataset of (x, y)
+    items), ``search(frame, label="column")``, or ``search(provider=MyProvider())`` (docs/plugins.md).
     ``ensemble_schedule="nonadaptive"|"adaptive"|"intermixed"`` with ``ensemble_options={...}`` adds
     Model Search's ensemble trials during the search (docs/ensembles.md).
     """
@@ -269,6 +281,11 @@ def search(data: str | None = None, label: str | int | None = None, **options: A
     for kind in ("space", "strategy", "evaluator"):  # a class or function given directly: its import path
         if callable(options.get(kind)):
             options[kind] = registry.import_path(options[kind])
+    if data is not None and not isinstance(data, str | Path):
+        _in_memory(data, label, options)
+        data, label = None, None
+    elif isinstance(options.get("provider"), str):  # a registered provider name or an import path
+        options["provider"] = registry.create("provider", options["provider"], **options.pop("provider_options", {}))
     schedule_name = options.pop("ensemble_schedule", None)
     schedule_options = options.pop("ensemble_options", None)
     config = build_config(data=data, label=label, **options)

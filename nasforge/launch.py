@@ -94,12 +94,14 @@ def build_config(
     max_peak_memory_mb: float | None = None,
     scalarize: Any = None,
     latency_options: dict[str, Any] | None = None,
+    provider: Any = None,
 ) -> SearchConfig:
     """Validate everything a user gave (names, numbers, the data itself) before any study is touched.
 
     `trials` defaults to 20, or to as many as `time_budget` (seconds) allows when that is given.
     `objectives` ("valid_accuracy,latency_ms:min"), the `max_*` limits (or `constraints={"params": 1e6}`),
-    `scalarize` and `latency_options` are described in docs/objectives.md."""
+    `scalarize` and `latency_options` are described in docs/objectives.md. `provider`: a
+    nasforge.data.provider.Provider instance instead of `data` (nasforge/data/memory.py)."""
     time_budget = check_budget(time_budget)
     if trials is None:
         trials = UNLIMITED_TRIALS if time_budget is not None else DEFAULT_TRIALS
@@ -157,14 +159,19 @@ def build_config(
         objective, direction = "valid_accuracy", "maximize"
         name = study or default_study_name(table, space, strategy, ev_config["dataset"])
     else:
-        if not data:
-            raise ConfigError("--data is required: a CSV/TSV file (optionally .gz) or builtin:NAME")
-        from nasforge.data.loader import data_config, load_dataset
+        if provider is not None:
+            data, dconf, dataset_obj = _provider_data(provider, data, study, space, strategy, storage, root,
+                                                      label=label, task=task, valid_file=valid_file,
+                                                      test_file=test_file, sep=sep)
+        else:
+            if not data:
+                raise ConfigError("--data is required: a CSV/TSV file (optionally .gz) or builtin:NAME")
+            from nasforge.data.loader import data_config, load_dataset
 
-        dconf = data_config(data, label=label, task=task, header=header, sep=sep, valid_file=valid_file,
-                            valid_fraction=valid_fraction, test_file=test_file, test_fraction=test_fraction,
-                            seed=seed, as_images=_builtin_images(data, space))
-        dataset_obj = load_dataset(dconf)
+            dconf = data_config(data, label=label, task=task, header=header, sep=sep, valid_file=valid_file,
+                                valid_fraction=valid_fraction, test_file=test_file, test_fraction=test_fraction,
+                                seed=seed, as_images=_builtin_images(data, space))
+            dataset_obj = load_dataset(dconf)
         ev_config = {"data": dconf}
         for key, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size),
                            ("patience", patience), ("device", device)):
@@ -218,6 +225,27 @@ def build_config(
 
         check_config(config)
     return config
+
+
+def _provider_data(provider: Any, data: str | None, study: str | None, space: str, strategy: str,
+                   storage: str | None, root: str | None, **not_for_providers: Any) -> tuple[str, Any, Any]:
+    """A Provider instance -> (the name its default study is called after, its data config, its dataset)."""
+    from nasforge.data.memory import provider_config, study_folder
+
+    if data:
+        raise ConfigError("give data or provider=, not both")
+    given = sorted(key for key, value in not_for_providers.items() if value is not None)
+    if given:
+        raise ConfigError(f"option(s) {', '.join(given)} do not apply to a provider (set them on the provider)")
+    label = re.sub(r"[^a-z0-9]+", "_", str(getattr(provider, "name", "provider")).lower()).strip("_") or "provider"
+    names: list[str] = []
+
+    def folder_of(digest: str) -> Any:
+        names.append(f"{label}-{digest[:8]}")
+        return study_folder(storage, root, study or default_study_name(names[-1], space, strategy))
+
+    dconf, dataset = provider_config(provider, folder_of)
+    return (names[-1] if names else label), dconf, dataset
 
 
 def _builtin_images(data: str, space: str) -> bool | None:
@@ -307,6 +335,10 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
     study = open_study(config, store)
     folder = Path(study.artifact_dir) if study.artifact_dir else artifact_dir_for(config, store)
     handler = _attach_log(folder)
+    if config.evaluator == "train":
+        from nasforge.data.memory import write_pending
+
+        write_pending(config.evaluator_config.get("data"))  # in-memory data, for workers and resume
     _write_held_out(config, folder)
     try:
         if config.strategy in registry.ONESHOT:

@@ -135,10 +135,14 @@ def _existing_file(path: str | os.PathLike[str], what: str) -> str:
     return full
 
 
-def provider(config: dict[str, Any]) -> Provider:
+def provider(config: dict[str, Any]) -> Provider | _Loaded:
     """The provider a config describes (the inverse of `provider.config()`)."""
     options = dict(config)
     kind = options.pop("kind", None)
+    if kind in ("provider", "arrays"):  # a user Provider: rebuilt by import path, or materialised (data/memory.py)
+        from nasforge.data import memory
+
+        return _Loaded(config, memory.rebuild if kind == "provider" else memory.load_arrays)
     try:
         if kind == "csv":
             return CSVProvider(options.pop("path"), **options)
@@ -154,6 +158,20 @@ def provider(config: dict[str, Any]) -> Provider:
         raise ConfigError(f"bad {kind} data config {config!r}: {exc}") from None
     raise ConfigError(f"data config kind must be 'csv' or 'builtin' (or {', '.join(map(repr, FORMATS[1:]))}), "
                       f"got {kind!r}")
+
+
+class _Loaded:
+    """A user provider's config behind the built-in providers' `load()`/`config()` interface."""
+
+    def __init__(self, config: dict[str, Any], loader: Any) -> None:
+        self._config = dict(config)
+        self._loader = loader
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def load(self) -> Dataset:
+        return self._loader(self._config)  # type: ignore[no-any-return]
 
 
 def load_dataset(config: dict[str, Any]) -> Dataset:

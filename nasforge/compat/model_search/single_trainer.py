@@ -35,7 +35,12 @@ class SingleTrainer:
             raise ConfigError(f"eval_steps must be positive (got {eval_steps})")
         root = Path(root_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
-        return nasforge.search(self.data.filename, space=self.space, strategy="model_search", trials=number_models,
-                               steps=train_steps, batch_size=batch_size, study=experiment_name,
-                               owner=experiment_owner, storage=f"sqlite:///{root / 'model_search.db'}",
-                               root=str(root), workers=workers, seed=seed, **self.data.search_options())
+        common: dict[str, Any] = {"space": self.space, "strategy": "model_search", "trials": number_models,
+                                  "steps": train_steps, "batch_size": batch_size, "study": experiment_name,
+                                  "owner": experiment_owner, "storage": f"sqlite:///{root / 'model_search.db'}",
+                                  "root": str(root), "workers": workers, "seed": seed}
+        from nasforge.data.provider import Provider
+
+        if isinstance(self.data, Provider):  # a user-written data.Provider subclass
+            return nasforge.search(provider=self.data, **common)
+        return nasforge.search(self.data.filename, **common, **self.data.search_options())
