@@ -12,6 +12,7 @@ becomes one of two data configs:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -84,10 +85,7 @@ def dataset_digest(dataset: Dataset) -> str:
 
 
 def _meta_text(dataset: Dataset) -> str:
-    spec = dataset.spec
-    meta = {"format": FORMAT, "version": VERSION, "task": spec.task, "input_shape": list(spec.input_shape),
-            "num_outputs": spec.num_outputs, "class_names": list(spec.class_names),
-            "feature_names": list(spec.feature_names),
+    meta = {"format": FORMAT, "version": VERSION, "spec": dataclasses.asdict(dataset.spec),
             "preprocessor": dataset.preprocessor.to_json() if dataset.preprocessor is not None else None,
             "source": dataset.source}
     return json.dumps(meta, sort_keys=True, default=str)
@@ -128,8 +126,9 @@ def load_arrays(config: dict[str, Any]) -> Dataset:
                       if f"{part}_x" in archive}
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{path}: not a readable nasforge data file ({exc})") from None
-    spec = DataSpec(task=meta["task"], input_shape=tuple(meta["input_shape"]), num_outputs=int(meta["num_outputs"]),
-                    class_names=tuple(meta["class_names"]), feature_names=tuple(meta["feature_names"]))
+    fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                              for key, value in meta["spec"].items()}
+    spec = DataSpec(**fields)
     dataset = Dataset(spec, splits["train"], splits["valid"], splits.get("test"),
                       preprocessor=_preprocessor(meta["preprocessor"]), source=dict(meta["source"]))
     if config.get("sha256") and dataset_digest(dataset) != config["sha256"]:
