@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Provider", "Study", "TrialRecord", "__version__", "load_study", "register", "search"]
+__all__ = ["NASClassifier", "NASRegressor", "Provider", "Study", "TrialRecord", "__version__", "load_study", "register",
+           "search"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +15,10 @@ def __getattr__(name: str) -> Any:
         from nasforge import api
 
         return getattr(api, name)
+    if name in ("NASClassifier", "NASRegressor"):
+        from nasforge import estimator
+
+        return getattr(estimator, name)
     if name == "Provider":
         from nasforge.data.provider import Provider
 
