@@ -63,7 +63,7 @@ class _NASEstimator(BaseEstimator):
 
     # ---- fitting -----------------------------------------------------------------------------
     def _search(self, x: Any, y: np.ndarray, names: list[str] | None) -> None:
-        import nasforge
+        from nasforge.api import search
 
         temporary = tempfile.mkdtemp(prefix="nasforge-estimator-") if self.storage is None else None
         storage = self.storage or f"sqlite:///{temporary}/nasforge.db"
@@ -72,7 +72,7 @@ class _NASEstimator(BaseEstimator):
                        "workers": self.workers, "storage": storage, "study": self.study, "seed": self.seed,
                        "baseline": False, "final_ensemble": self.final_ensemble, **dict(self.search_options or {})}
             data = _Fit(x, y, self._task, names, self.valid_fraction, self.seed)
-            study = nasforge.search(provider=data, **{k: v for k, v in options.items() if v is not None})
+            study = search(provider=data, **{k: v for k, v in options.items() if v is not None})
             best = study.trial()
             self.predictor_ = study.predictor(best.number)
             self.best_trial_ = best.number
