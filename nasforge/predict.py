@@ -21,12 +21,37 @@ class ImageBatch:
     y: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class SequenceBatch:
+    """Raw sequence cases, (steps, channels) each, with their class labels (text) when the file has them."""
+
+    cases: list[np.ndarray]
+    labels: list[str] | None = None
+
+
+def read_sequence_batch(path: str | Path) -> SequenceBatch:
+    """A `.ts` file, an `.npz` (its test part when it has one, else x/x_train) or a long CSV (id, time, label
+    columns by their default names), read as `search` reads sequence data."""
+    from nasforge.data.sequence_files import read_sequences
+
+    name = str(path)
+    if not Path(name).is_file():
+        raise DataError(f"{name}: file not found")
+    raw = read_sequences(name, "test") if name.lower().endswith(".npz") else None
+    if raw is None:
+        raw = read_sequences(name, "train", id_column="id", time_column=None, label="label", sep=None)
+    assert raw is not None
+    return SequenceBatch(list(raw.cases), list(raw.labels) if raw.labels else None)
+
+
 class Predictor:
     """A trained model plus the preprocessing fitted on its training data."""
 
     def __init__(self, model: Any, payload: dict[str, Any]) -> None:
         from nasforge.data.images import FORMAT as IMAGE_FORMAT
         from nasforge.data.images import ImagePreprocessor
+        from nasforge.data.sequence import FORMAT as SEQUENCE_FORMAT
+        from nasforge.data.sequence import SequencePreprocessor
         from nasforge.data.tabular import TabularPreprocessor
 
         self.model = model
@@ -34,7 +59,10 @@ class Predictor:
         self.task: str = payload["data_spec"]["task"]
         raw = payload.get("preprocessor")
         self.images = ImagePreprocessor.from_json(raw) if raw and raw.get("format") == IMAGE_FORMAT else None
-        self.preprocessor = TabularPreprocessor.from_json(raw) if raw and self.images is None else None
+        self.sequences = (SequencePreprocessor.from_json(raw) if raw and raw.get("format") == SEQUENCE_FORMAT
+                          else None)
+        self.preprocessor = (TabularPreprocessor.from_json(raw) if raw and self.images is None
+                             and self.sequences is None else None)
         self.class_names: tuple[str, ...] = tuple(payload["data_spec"].get("class_names") or ())
 
     # ---- inputs --------------------------------------------------------------------------
@@ -43,10 +71,13 @@ class Predictor:
         `builtin:NAME` reads that builtin dataset whole, as `search --data builtin:NAME` does.
 
         Image models read a .npy/.npz array of raw images (labels from an npz's `y`/`labels`), image
-        files, or a folder of class subfolders (labels from the folder names)."""
+        files, or a folder of class subfolders (labels from the folder names). Sequence models read a
+        `.ts`, `.npz` or long CSV (see `read_sequence_batch`)."""
         from nasforge.data.builtin import builtin_frame, builtin_images, is_builtin
         from nasforge.data.csv import read_features_frame
 
+        if self.sequences is not None:
+            return read_sequence_batch(path)
         if is_builtin(path):
             return ImageBatch(*builtin_images(str(path))) if self.images is not None else builtin_frame(str(path))[0]
         if self.images is not None:
@@ -93,6 +124,9 @@ class Predictor:
     def features(self, data: Any) -> np.ndarray:
         if isinstance(data, (str, Path)):
             data = self.read(data)
+        if self.sequences is not None:
+            cases = data.cases if isinstance(data, SequenceBatch) else list(data)
+            return self.sequences.transform(cases, source="prediction data")
         if self.images is not None:
             return self.images.transform(data.x if isinstance(data, ImageBatch) else data, source="prediction data")
         if self.preprocessor is None:
@@ -137,6 +171,15 @@ class Predictor:
 
         if isinstance(data, (str, Path)):
             data = self.read(data)
+        if self.sequences is not None:
+            if not isinstance(data, SequenceBatch) or data.labels is None:
+                raise DataError("--evaluate on a sequence model needs labelled cases (a .ts or .npz with labels)")
+            index = {name: i for i, name in enumerate(self.sequences.class_names)}
+            unknown = sorted(set(data.labels) - set(index))
+            if unknown:
+                raise DataError(f"--evaluate: class(es) {', '.join(unknown[:5])} are not classes of this model")
+            y = np.asarray([index[v] for v in data.labels], dtype=np.int64)
+            return {"accuracy": accuracy(y, self.predict_raw(data).argmax(axis=1))}
         if self.images is not None:
             if not isinstance(data, ImageBatch) or data.y is None:
                 raise DataError("--evaluate on an image model needs labels: an .npz with x and y, or class folders")

@@ -25,6 +25,7 @@ SPACES: dict[str, str] = {
     "enas_macro": "nasforge.spaces.enas_macro:ENASMacroSpace",
     "rnn_cell": "nasforge.spaces.rnn_cell:RNNCellSpace",
     "cnn": "nasforge.spaces.cnn:CNNSpace",
+    "sequence": "nasforge.spaces.sequence:SequenceSpace",
 }
 STRATEGIES: dict[str, str] = {
     "random": "nasforge.strategies.random_search:RandomSearch",

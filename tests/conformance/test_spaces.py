@@ -23,6 +23,7 @@ DATA_SPECS = {
     "enas_macro": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
     "cnn": DataSpec(task="classification", input_shape=(3, 16, 16), num_outputs=10),
     "rnn_cell": DataSpec(task="language_model", input_shape=(6,), num_outputs=50),
+    "sequence": DataSpec(task="classification", input_shape=(9, 3), num_outputs=4),  # 2 channels + the mask
 }
 SMALL_CONFIG = {
     "nb201": {"cells_per_stage": 1, "channels": 8},
@@ -33,6 +34,7 @@ SMALL_CONFIG = {
     "enas_macro": {"num_layers": 5, "channels": 4},
     "rnn_cell": {"num_nodes": 4, "embedding_size": 8, "hidden_size": 8},
     "cnn": {"max_depth": 4},
+    "sequence": {"max_depth": 3},
 }
 
 
