@@ -11,6 +11,7 @@ import pandas as pd
 
 from nasforge.core.errors import DataError
 from nasforge.data.base import CLASSIFICATION
+from nasforge.export.runtime import SequenceBatch, read_sequence_batch
 
 
 @dataclass(frozen=True)
@@ -19,29 +20,6 @@ class ImageBatch:
 
     x: np.ndarray
     y: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class SequenceBatch:
-    """Raw sequence cases, (steps, channels) each, with their class labels (text) when the file has them."""
-
-    cases: list[np.ndarray]
-    labels: list[str] | None = None
-
-
-def read_sequence_batch(path: str | Path) -> SequenceBatch:
-    """A `.ts` file, an `.npz` (its test part when it has one, else x/x_train) or a long CSV (id, time, label
-    columns by their default names), read as `search` reads sequence data."""
-    from nasforge.data.sequence_files import read_sequences
-
-    name = str(path)
-    if not Path(name).is_file():
-        raise DataError(f"{name}: file not found")
-    raw = read_sequences(name, "test") if name.lower().endswith(".npz") else None
-    if raw is None:
-        raw = read_sequences(name, "train", id_column="id", time_column=None, label="label", sep=None)
-    assert raw is not None
-    return SequenceBatch(list(raw.cases), list(raw.labels) if raw.labels else None)
 
 
 class Predictor:

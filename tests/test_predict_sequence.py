@@ -1,8 +1,9 @@
-"""A sequence study end to end from the CLI on a shared .ts set: search (model_search), show --draw, train,
-predict on the raw test .ts with the training preprocessing, and --evaluate."""
+"""A sequence study end to end from the CLI on a shared .ts set: search (model_search), show --draw, predict
+on the raw test .ts with the training preprocessing, --evaluate, export (ONNX, TorchScript) and train."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def test_sequence_study_from_search_to_predict(shared_data: Path, tmp_path: Path
     assert main(["predict", *common, "--data", test, "--out", str(tmp_path / "p.csv")]) == 0
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert rows[0] == "prediction" and len(rows) == 1 + 1029 and set(rows[1:]) <= {"1", "2"}
+    for name in ("m.onnx", "m.pt"):  # exported, checked against the study's model, same accuracy on raw cases
+        if name.endswith(".onnx") and importlib.util.find_spec("onnxruntime") is None:
+            continue
+        assert main(["export", *common, "--out", str(tmp_path / name)]) == 0
+        capsys.readouterr()
+        assert main(["predict", "--model", str(tmp_path / name), "--data", test, "--evaluate"]) == 0
+        assert float(capsys.readouterr().out.split("accuracy=")[1].split()[0]) == pytest.approx(accuracy, abs=1e-9)
     assert main(["train", *common, "--trial", "0", "--epochs", "1"]) == 0
     capsys.readouterr()
     assert main(["trials", *common, "--format", "json"]) == 0

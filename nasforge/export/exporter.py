@@ -25,7 +25,15 @@ from torch import nn
 
 from nasforge.core.errors import ConfigError, UserError
 from nasforge.data.base import CLASSIFICATION, REGRESSION
-from nasforge.export.graph import COMBINES, PROBABILITIES, ExportedModel, ImageInput, TabularInput, normalised_weights
+from nasforge.export.graph import (
+    COMBINES,
+    PROBABILITIES,
+    ExportedModel,
+    ImageInput,
+    SequenceInput,
+    TabularInput,
+    normalised_weights,
+)
 from nasforge.export.runtime import (
     EXTRA_FILE,
     FORMAT,
@@ -39,6 +47,7 @@ from nasforge.export.runtime import (
     VERSION,
     ShippedModel,
     encode_rows,
+    sequence_batch,
 )
 
 TOLERANCE = 1e-4
@@ -48,6 +57,7 @@ SAMPLE_IMAGES = 16
 ENSEMBLE = "ensemble"
 TABULAR_FORMAT = "nasforge.tabular"
 IMAGE_FORMAT = "nasforge.images"
+SEQUENCE_FORMAT = "nasforge.sequence"
 ONNX_EXPORTERS = ("auto", "torchscript", "dynamo")
 _UNSEEN = "\x00unseen value\x00"  # a category no training file can have
 
@@ -176,7 +186,12 @@ def _input_module(payload: dict[str, Any], input_dtype: str = "float64") -> tupl
         meta = {"kind": "image", "dtype": "float32", "shape": list(pre["input_shape"]), "scale": pre["scale"],
                 "mean": list(pre["mean"]), "std": list(pre["std"])}
         return ImageInput(pre["mean"], pre["std"], pre["scale"]), meta
-    raise ConfigError("export needs a model trained on tabular or image data with its stored preprocessing "
+    if kind == SEQUENCE_FORMAT:
+        assert pre is not None
+        meta = {"kind": "sequence", "dtype": "float32", "length": int(pre["length"]), "channels": len(pre["mean"]),
+                "mean": list(pre["mean"]), "std": list(pre["std"])}
+        return SequenceInput(pre["mean"], pre["std"]), meta
+    raise ConfigError("export needs a model trained on tabular, image or sequence data with its stored preprocessing "
                       f"(this checkpoint has {kind or 'none'})")
 
 
@@ -191,6 +206,14 @@ def sample_inputs(meta: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, Any]
         shape = (SAMPLE_IMAGES, *meta["shape"])
         x = np.round(rng.uniform(0.0, float(meta["scale"]), size=shape)).astype(np.float32)
         return x, x
+    if meta["kind"] == "sequence":
+        length, mean, std = int(meta["length"]), np.asarray(meta["mean"]), np.asarray(meta["std"])
+        cases = []
+        for n in rng.integers(1, length + 1, size=SAMPLE_IMAGES):
+            case = mean + std * rng.standard_normal((int(n), len(mean)))
+            case[rng.random(case.shape) < 0.05] = np.nan
+            cases.append(case)
+        return sequence_batch(cases, length, meta["mean"], "check sample"), cases
     import pandas as pd
 
     columns = meta["preprocessor"]["columns"]
@@ -221,6 +244,10 @@ def reference_outputs(members: _Members, raw: Any) -> np.ndarray:
     task = members.payload["data_spec"]["task"]
     if pre["format"] == TABULAR_FORMAT:
         x = TabularPreprocessor.from_json(pre).transform(raw, source="check sample")
+    elif pre["format"] == SEQUENCE_FORMAT:
+        from nasforge.data.sequence import SequencePreprocessor
+
+        x = SequencePreprocessor.from_json(pre).transform(raw, source="check sample")
     else:
         x = ImagePreprocessor.from_json(pre).normalise(raw)
     total: np.ndarray | None = None

@@ -116,6 +116,24 @@ class ImageInput(nn.Module):
         return (x.to(torch.float32) / self.scale - self.mean) / self.std
 
 
+class SequenceInput(nn.Module):
+    """Raw padded cases (N, steps, channels + mask) -> each channel (x - mean) / std on real steps, 0 on
+    padding, the mask kept last: what the sequence preprocessor gives the model at training time."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).reshape(1, 1, -1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).reshape(1, 1, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float32)
+        mask = x[..., -1:]
+        return torch.cat([(x[..., :-1] - self.mean) / self.std * mask, mask], dim=-1)
+
+
 def normalised_weights(weights: Sequence[float]) -> list[float]:
     """Ensemble weights summing to one (the ensemble builder's convention)."""
     w = [float(v) for v in weights]

@@ -19,6 +19,7 @@ import json
 import math
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ OUTPUT_NAME = "output"
 # the ONNX extras: from PyPI, or inside a clone of nasforge with the pinned CPU-only versions
 INSTALL_EXPORT = "pip install 'nasforge[export]' (in a clone: pip install -c constraints.txt -e \".[export]\")"
 CLASSIFICATION = "classification"
-_BATCH = {"tabular": 8192, "image": 256}
+_BATCH = {"tabular": 8192, "image": 256, "sequence": 256}
 
 
 # ----------------------------------------------------------------------------- encoding raw rows
@@ -147,6 +148,48 @@ def encode_rows(columns: Sequence[Mapping[str, Any]], data: Any, source: str = "
     return out
 
 
+@dataclass(frozen=True)
+class SequenceBatch:
+    """Raw sequence cases, (steps, channels) each, with their class labels (text) when the file has them."""
+
+    cases: list[np.ndarray]
+    labels: list[str] | None = None
+
+
+def read_sequence_batch(path: str | Path) -> SequenceBatch:
+    """A `.ts` file, an `.npz` (its test part when it has one, else x/x_train) or a long CSV (id, time, label
+    columns by their default names), read as `search` reads sequence data."""
+    from nasforge.data.sequence_files import read_sequences
+
+    name = str(path)
+    if not Path(name).is_file():
+        raise DataError(f"{name}: file not found")
+    raw = read_sequences(name, "test") if name.lower().endswith(".npz") else None
+    if raw is None:
+        raw = read_sequences(name, "train", id_column="id", time_column=None, label="label", sep=None)
+    assert raw is not None
+    return SequenceBatch(list(raw.cases), list(raw.labels) if raw.labels else None)
+
+
+def sequence_batch(cases: Sequence[Any], length: int, mean: Sequence[float], source: str = "input") -> np.ndarray:
+    """Raw cases -> float32 (N, length, channels + 1): the last `length` steps, zero padding at the end, a
+    missing value at the channel's training mean (0 once normalised), the mask last. The graph normalises."""
+    centre = np.asarray(mean, dtype=np.float64).reshape(-1)
+    channels = len(centre)
+    out = np.zeros((len(cases), int(length), channels + 1), dtype=np.float32)
+    for i, case in enumerate(cases):
+        values = np.asarray(case, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[1] != channels:
+            raise DataError(f"{source}: case {i} has shape {values.shape}; the model expects "
+                            f"(steps, {channels}) channels")
+        values = values[-int(length):]
+        out[i, : len(values), :channels] = np.where(np.isnan(values), centre, values)
+        out[i, : len(values), channels] = 1.0
+    return out
+
+
 def image_batch(data: Any, shape: Sequence[int], source: str = "input") -> np.ndarray:
     """Raw pixels (uint8 or float, unscaled) as float32 (N, C, H, W); accepts CHW, HWC or HW, one or a batch."""
     c, h, w = (int(v) for v in shape)
@@ -241,6 +284,8 @@ class ShippedModel:
             return builtin_images(str(path))[0] if self.kind == "image" else builtin_frame(str(path))[0]
         if self.kind == "image":
             return read_image_array(path)
+        if self.kind == "sequence":
+            return read_sequence_batch(path)
         from nasforge.data.csv import read_features_frame
 
         pre = self.input.get("preprocessor") or {}
@@ -253,6 +298,9 @@ class ShippedModel:
             data = self.read(data)
         if self.kind == "image":
             return image_batch(data, self.input["shape"], source)
+        if self.kind == "sequence":
+            cases = data.cases if isinstance(data, SequenceBatch) else list(data)
+            return sequence_batch(cases, self.input["length"], self.input["mean"], source)
         return encode_rows(self.input["columns"], data, source).astype(self.input.get("dtype", "float64"), copy=False)
 
     # ---- running -------------------------------------------------------------------------
@@ -309,6 +357,16 @@ class ShippedModel:
         label = pre.get("label")
         if isinstance(data, str | Path):
             data = self.read(data)
+        if self.kind == "sequence":
+            if not isinstance(data, SequenceBatch) or data.labels is None:
+                raise DataError("--evaluate on a sequence model needs labelled cases (a .ts or .npz with labels)")
+            index = {name: i for i, name in enumerate(self.class_names)}
+            unknown = sorted(set(data.labels) - set(index))
+            if unknown:
+                raise DataError(f"--evaluate: class(es) {', '.join(unknown[:5])} are not classes of this model")
+            y_seq = np.asarray([index[v] for v in data.labels], dtype=np.int64)
+            return {"accuracy": float(np.mean(self.predict_raw(data).argmax(axis=1) == y_seq)) if len(y_seq)
+                    else math.nan}
         if self.kind != "tabular" or not hasattr(data, "columns") or label is None:
             raise DataError("--evaluate needs a tabular model and a labelled CSV with the training file's columns")
         if label not in data.columns:

@@ -1,0 +1,148 @@
+"""LSTM, Transformer or both? The `sequence` space searched by model_search on the four shared UCR/UEA sets,
+against a hand-written LSTM and a hand-written Transformer encoder given the same total epochs.
+
+Usage: python bench/sequence.py [--datasets GunPoint,ItalyPowerDemand,BasicMotions,JapaneseVowels]
+       [--trials 12] [--epochs 15] [--workers 2]
+Appends one row per method and set to bench/results/sequence.csv (a set's earlier rows are replaced) and
+rewrites bench/results/sequence.md from it, so each set can run as its own call. Test accuracy is on the
+set's own _TEST.ts file, which the search never sees (it selects on a stratified 20% of _TRAIN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "sequence"
+OUT = ROOT / "bench" / "results"
+DATASETS = ("GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels")
+PUBLISHED = {"GunPoint": 1.00, "ItalyPowerDemand": 0.97, "BasicMotions": 1.00, "JapaneseVowels": 0.99}
+# the hand-written baselines: one fixed architecture each (the space pinned to it)
+BASELINES = {
+    "hand LSTM (lstm_64, last step)": {"blocks": ["lstm_64"], "pooling": "last"},
+    "hand Transformer (transformer_64_h4, sinusoidal, mean)": {"blocks": ["transformer_64_h4"], "pooling": "mean",
+                                                               "positional": "sinusoidal"},
+}
+FIELDS = ("dataset", "method", "test_accuracy", "valid_accuracy", "published", "epochs_total", "wall_s",
+          "blocks", "families", "machine", "command", "date")
+
+
+def machine() -> str:
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, torch {torch.__version__}")
+
+
+def _search(name: str, workdir: Path, study: str, **options: Any) -> tuple[Any, float]:
+    import nasforge
+
+    start = time.perf_counter()
+    result = nasforge.search(str(SHARED / f"{name}_TRAIN.ts"), test_file=str(SHARED / f"{name}_TEST.ts"),
+                             space="sequence", study=study, storage=f"sqlite:///{workdir / 'bench.db'}",
+                             root=str(workdir), **options)
+    return result, time.perf_counter() - start
+
+
+def run_one(name: str, trials: int, epochs: int, workers: int, seed: int, workdir: Path,
+            common: dict[str, str]) -> list[dict[str, Any]]:
+    from nasforge.spaces.sequence import block_family
+
+    rows = []
+    study, wall = _search(name, workdir, f"search-{name}", strategy="model_search", trials=trials, epochs=epochs,
+                          workers=workers, seed=seed)
+    ranked = sorted((t for t in study.trials if t.state.value == "complete" and t.score is not None),
+                    key=lambda t: -float(t.score))
+    best = ranked[0]
+    families: Counter[str] = Counter()
+    for t in ranked[:3]:  # which block types the three best stacks use
+        families.update({block_family(b) for b in t.arch["description"]["blocks"] if b != "identity"})
+    rows.append({"dataset": name, "method": f"sequence space, model_search ({trials} trials x {epochs} epochs)",
+                 "test_accuracy": best.metrics.get("test_accuracy"),
+                 "valid_accuracy": best.metrics.get("valid_accuracy"),
+                 "epochs_total": trials * epochs, "wall_s": wall,
+                 "blocks": " > ".join(best.arch["description"]["blocks"]),
+                 "families": " ".join(f"{f}:{n}" for f, n in sorted(families.items())), **common})
+    for label, arch in BASELINES.items():
+        fixed = {k: v for k, v in arch.items() if k != "blocks"}
+        base, base_wall = _search(name, workdir, f"{label[:9]}-{name}".replace(" ", "-"), strategy="random",
+                                  trials=1, epochs=trials * epochs, workers=1, seed=seed,
+                                  space_options={"min_depth": 1, "max_depth": 1, "blocks": arch["blocks"],
+                                                 "fixed": {**fixed, "dropout": 0.1, "optimizer": "adam",
+                                                           "learning_rate": 1e-3}})
+        trial = base.best_trial
+        assert trial is not None
+        rows.append({"dataset": name, "method": label, "test_accuracy": trial.metrics.get("test_accuracy"),
+                     "valid_accuracy": trial.metrics.get("valid_accuracy"), "epochs_total": trials * epochs,
+                     "wall_s": base_wall, "blocks": " > ".join(arch["blocks"]), "families": "", **common})
+    for row in rows:
+        row["published"] = PUBLISHED[name]
+    return rows
+
+
+def write(rows: list[dict[str, Any]]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "sequence.csv"
+    kept: list[dict[str, Any]] = []
+    done = {r["dataset"] for r in rows}
+    if path.is_file():
+        with open(path) as f:
+            kept = [r for r in csv.DictReader(f) if r["dataset"] not in done]
+    every = kept + rows
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in FIELDS} for r in every)
+    lines = ["# LSTM, Transformer or both? (`sequence` space on the shared UCR/UEA sets)", "",
+             "Written by `bench/sequence.py` (one call per set, under /work/tools/cpu-quiet). Test accuracy on each "
+             "set's _TEST.ts; the search selects on 20% of _TRAIN. Baselines: one fixed architecture trained for "
+             "the search's total epochs (trials x epochs; early stopping as the evaluator does it). `families`: "
+             "how many of the three best found stacks use each block family.", "",
+             "| set | method | test acc | valid acc | published (ROCKET/InceptionTime) | wall s | best stack | "
+             "families in top 3 |", "|---|---|---|---|---|---|---|---|"]
+    for r in every:
+        acc = f"{float(r['test_accuracy']):.3f}" if r["test_accuracy"] not in (None, "") else "-"
+        val = f"{float(r['valid_accuracy']):.3f}" if r["valid_accuracy"] not in (None, "") else "-"
+        lines.append(f"| {r['dataset']} | {r['method']} | {acc} | {val} | {float(r['published']):.2f} | "
+                     f"{float(r['wall_s']):.0f} | {r['blocks']} | {r['families']} |")
+    lines += ["", "Runs:", ""]
+    for key in sorted({(r["dataset"], r["machine"], r["command"], r["date"]) for r in every}):
+        lines.append(f"- {key[0]}: {key[3]}, {key[1]}: `{key[2]}`")
+    (OUT / "sequence.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        print(f"shared data not found at {SHARED}", file=sys.stderr)
+        return 2
+    common = {"machine": machine(), "command": "python bench/sequence.py " + " ".join(sys.argv[1:]),
+              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets.split(","):
+            rows += run_one(name, args.trials, args.epochs, args.workers, args.seed, Path(tmp), common)
+    write(rows)
+    for r in rows:
+        print(f"{r['dataset']:18} {r['method'][:56]:56} test={r['test_accuracy']} wall={r['wall_s']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
