@@ -61,6 +61,12 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "tie_weights": "share embedding and decoder weights (needs equal sizes)",
         "dropout": "dropout on embeddings and outputs",
     },
+    ("space", "sequence"): {
+        "min_depth": "fewest blocks",
+        "max_depth": "most blocks (grow stops here)",
+        "blocks": "allowed blocks, a mask over the block vocabulary (null: all)",
+        "fixed": "hyper-parameters pinned to one value, e.g. {pooling: mean}",
+    },
     ("strategy", "bananas"): {
         "initial": "random architectures before the predictor is used",
         "members": "MLP predictor: ensemble members",
@@ -263,6 +269,7 @@ SUMMARIES: dict[tuple[str, str], str] = {
     ("space", "nasnet"): "NASNet normal and reduction cells",
     ("space", "nb201"): "the NAS-Bench-201 cell (6 edges, 5 ops)",
     ("space", "rnn_cell"): "a recurrent cell (ENAS/DARTS DAG or NAS-RL tree) in a language model",
+    ("space", "sequence"): "Model Search's stacks of LSTM/GRU, 1-D conv and Transformer blocks for sequences",
     ("strategy", "bananas"): "Bayesian optimisation with a learned predictor (BANANAS)",
     ("strategy", "darts"): "one-shot: DARTS's differentiable supernet search",
     ("strategy", "enas"): "one-shot: ENAS's controller over shared weights",
