@@ -9,7 +9,8 @@ from nasforge.core.errors import ConfigError
 
 # Settings that define a study: resuming with different values would mix incompatible trials.
 IDENTITY_FIELDS = ("space", "space_config", "strategy", "strategy_config", "evaluator", "evaluator_config",
-                   "objective", "direction", "seed", "objectives", "constraints", "scalarize", "latency")
+                   "objective", "direction", "seed", "objectives", "constraints", "scalarize", "latency",
+                   "reproducible")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class SearchConfig:
     constraints: dict[str, float] | None = None
     scalarize: dict[str, float] | None = None
     latency: dict[str, Any] | None = None
+    # Reproducible mode (nasforge.ordered): the strategy hears results in trial order and is asked at most this
+    # many trials ahead, so the same seed gives the same study for any --workers. None: results as they come.
+    reproducible: int | None = None
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -71,6 +75,9 @@ class SearchConfig:
         if self.direction not in ("maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize' (got {self.direction!r})")
         check_study_name(self.study)
+        if self.reproducible is not None and (isinstance(self.reproducible, bool) or not self.reproducible >= 1):
+            raise ConfigError(f"--reproducible must be a positive whole number of trials asked ahead "
+                              f"(got {self.reproducible})")
 
     def identity(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in IDENTITY_FIELDS}

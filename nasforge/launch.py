@@ -95,13 +95,15 @@ def build_config(
     scalarize: Any = None,
     latency_options: dict[str, Any] | None = None,
     provider: Any = None,
+    reproducible: int | None = None,
 ) -> SearchConfig:
     """Validate everything a user gave (names, numbers, the data itself) before any study is touched.
 
     `trials` defaults to 20, or to as many as `time_budget` (seconds) allows when that is given.
     `objectives` ("valid_accuracy,latency_ms:min"), the `max_*` limits (or `constraints={"params": 1e6}`),
     `scalarize` and `latency_options` are described in docs/objectives.md. `provider`: a
-    nasforge.data.provider.Provider instance instead of `data` (nasforge/data/memory.py)."""
+    nasforge.data.provider.Provider instance instead of `data` (nasforge/data/memory.py). `reproducible` (trials
+    asked ahead) tells the strategy results in trial order: the same seed, the same study, for any --workers."""
     time_budget = check_budget(time_budget)
     if trials is None:
         trials = UNLIMITED_TRIALS if time_budget is not None else DEFAULT_TRIALS
@@ -112,6 +114,7 @@ def build_config(
     workers = None if workers is None else as_count("--workers", workers)
     retries = as_count("--retries", retries, minimum=0)
     seed = as_count("--seed", seed, minimum=0)
+    reproducible = None if reproducible is None else as_count("--reproducible", reproducible)
     trial_timeout = None if trial_timeout is None else as_real("--trial-timeout", trial_timeout, low=0, low_open=True)
     trial_cpus = as_real("--trial-cpus", trial_cpus, low=0, low_open=True)
     trial_gpus = as_real("--trial-gpus", trial_gpus, low=0)
@@ -218,7 +221,7 @@ def build_config(
                           backend=str(backend), address=address, trial_cpus=float(trial_cpus),
                           trial_gpus=float(trial_gpus), time_budget=time_budget, baseline=bool(baseline),
                           final_ensemble=final_ensemble, objectives=goals.objectives, constraints=goals.constraints,
-                          scalarize=goals.scalarize, latency=goals.latency)
+                          scalarize=goals.scalarize, latency=goals.latency, reproducible=reproducible)
     validate_names(config)
     if strategy_kind == "oneshot":
         from nasforge.oneshot.study import check_config

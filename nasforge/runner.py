@@ -22,7 +22,8 @@ from nasforge.core import registry
 from nasforge.core.errors import ConfigError, StorageError, WorkerStartError
 from nasforge.core.protocols import Backend
 from nasforge.core.seeding import derive_seed
-from nasforge.core.types import Proposal, Result, TrialSpec, TrialState, canonical_json
+from nasforge.core.types import JSONDict, Proposal, Result, TrialSpec, TrialState, canonical_json
+from nasforge.ordered import ORDER_KEY, TellOrder
 from nasforge.storage.sql import NewTrial, Store, StudyInfo, TrialRow, _now, user_data_dir
 
 log = logging.getLogger("nasforge.runner")
@@ -181,6 +182,8 @@ class Runner:
         self._next_housekeeping = 0.0
         self._next_peek = 0.0
         self._peeked = -1
+        self._order = TellOrder(config.reproducible) if config.reproducible else None
+        self._saved_order: JSONDict | None = None  # the tell order saved with the strategy state
 
     # ---- helpers -------------------------------------------------------------------------
     def _spec(self, row: TrialRow) -> TrialSpec:
@@ -225,7 +228,10 @@ class Runner:
 
     def _save_state(self, conn: Connection) -> None:
         """Inside the lock, after `_sync`: save the strategy; our copy is now the newest."""
-        self._version = self.store.put_state(conn, self.study.id, self.strategy.state_dict(), self._version)
+        state = self.strategy.state_dict()
+        if self._order is not None:
+            state = {**state, ORDER_KEY: self._order.saved(self.space)}
+        self._version = self.store.put_state(conn, self.study.id, state, self._version)
         self._peeked = self._version
 
     def _sync(self, conn: Connection) -> None:
@@ -235,6 +241,8 @@ class Runner:
             return
         state, version = self.store.state_at(conn, self.study.id)
         if state is not None:
+            state = dict(state)
+            self._saved_order = state.pop(ORDER_KEY, None)
             self.strategy.load_state_dict(state)
         counts = self.store.counts_at(conn, self.study.id)
         self._logical, self._finished, self._failed = counts.logical, counts.finished, counts.failed
@@ -249,6 +257,8 @@ class Runner:
             self._note_complete(row.key, row.to_result())
         with self.store.locked(sid) as conn:
             self._sync(conn)
+        if self._order is not None:
+            self._restore_order()
         beats = threading.Thread(target=self._beat, name="nasforge-heartbeat", daemon=True)
         beats.start()
         claimed = self._claim(limit=None)
@@ -256,62 +266,13 @@ class Runner:
             log.info("re-queuing %d trial(s) left unfinished by a runner that is gone", claimed)
         self._show()
         reused = 0
-        duplicates_in_a_row = 0
         new_numbers: list[int] = []
         reason = ""
-        ask_again = True
         try:
-            while True:
-                slots = self.backend.capacity() - len(self._inflight)
-                asked_any = False
-                if slots > 0 and ask_again:
-                    proposals, fresh, dups = self._ask(slots)
-                    asked_any = bool(proposals)
-                    ask_again = asked_any
-                    reused += dups
-                    duplicates_in_a_row = 0 if fresh else duplicates_in_a_row + dups
-                    new_numbers += fresh
-                    if duplicates_in_a_row >= self.max_consecutive_duplicates:
-                        reason = (f"stopped: the strategy proposed {duplicates_in_a_row} already-evaluated "
-                                  "architectures in a row (the space may be exhausted)")
-                        break
-                    if fresh or (proposals and not self._inflight):
-                        continue  # ask again for any slot still free
-                if self._pruned_in_a_row >= self.max_consecutive_pruned:
-                    reason = (f"stopped: the last {self._pruned_in_a_row} architectures proposed all broke the "
-                              "constraints (they may be too tight for this space)")
-                    break
-                if self._failures_in_a_row >= self.max_consecutive_failures:
-                    reason = (f"stopped: {self._failures_in_a_row} trials failed in a row; the last error was: "
-                              f"{self._last_error}")
-                    break
-                if not self._inflight:
-                    counts = self.store.counts(sid)
-                    if counts.running or self._foreign_waits:
-                        # Other runners hold trials of this study: wait for them (and take over any whose
-                        # runner dies), so that the study is complete when any runner returns.
-                        self._stop.wait(self.poll_s)
-                        ask_again = self._housekeeping(force=True) or ask_again or self._version_moved()
-                        continue
-                    if counts.logical >= self.config.trials:
-                        break
-                    if self.budget is not None and not self.budget.can_start():
-                        reason = f"stopped: the time budget ({self.budget.describe()}) fits no further trial"
-                        break
-                    if self.strategy.is_finished():
-                        reason = "stopped: the strategy has nothing more to propose"
-                        break
-                    if not asked_any:
-                        if self._version_moved():
-                            ask_again = True
-                            continue
-                        reason = "stopped: the strategy proposed nothing while no trial was running"
-                        break
-                    continue
-                got = self._wait_one()
-                changed = self._housekeeping()
-                if got or changed or (not ask_again and self._version_moved()):
-                    ask_again = True
+            if self._order is not None:
+                reason, reused = self._ordered_loop(new_numbers)
+            else:
+                reason, reused = self._free_loop(new_numbers)
         except KeyboardInterrupt:
             reason = "interrupted: run the same command again to resume"
             raise
@@ -330,6 +291,159 @@ class Runner:
                           reused=reused, elapsed=time.perf_counter() - start, stopped_reason=reason,
                           new_trials=new_numbers, retried=self._retried, pruned=counts.pruned,
                           broken=self._failures_in_a_row >= self.max_consecutive_failures)
+
+    def _free_loop(self, new_numbers: list[int]) -> tuple[str, int]:
+        """Results told as they come: the default, and the fastest with several workers. Returns (why it
+        stopped, duplicates answered)."""
+        reused = 0
+        duplicates_in_a_row = 0
+        reason = ""
+        ask_again = True
+        while True:
+            slots = self.backend.capacity() - len(self._inflight)
+            asked_any = False
+            if slots > 0 and ask_again:
+                proposals, fresh, dups = self._ask(slots)
+                asked_any = bool(proposals)
+                ask_again = asked_any
+                reused += dups
+                duplicates_in_a_row = 0 if fresh else duplicates_in_a_row + dups
+                new_numbers += fresh
+                if duplicates_in_a_row >= self.max_consecutive_duplicates:
+                    reason = (f"stopped: the strategy proposed {duplicates_in_a_row} already-evaluated "
+                              "architectures in a row (the space may be exhausted)")
+                    return reason, reused
+                if fresh or (proposals and not self._inflight):
+                    continue  # ask again for any slot still free
+            if self._pruned_in_a_row >= self.max_consecutive_pruned:
+                reason = (f"stopped: the last {self._pruned_in_a_row} architectures proposed all broke the "
+                          "constraints (they may be too tight for this space)")
+                return reason, reused
+            if self._failures_in_a_row >= self.max_consecutive_failures:
+                reason = (f"stopped: {self._failures_in_a_row} trials failed in a row; the last error was: "
+                          f"{self._last_error}")
+                return reason, reused
+            if not self._inflight:
+                counts = self.store.counts(self.study.id)
+                if counts.running or self._foreign_waits:
+                    # Other runners hold trials of this study: wait for them (and take over any whose
+                    # runner dies), so that the study is complete when any runner returns.
+                    self._stop.wait(self.poll_s)
+                    ask_again = self._housekeeping(force=True) or ask_again or self._version_moved()
+                    continue
+                if counts.logical >= self.config.trials:
+                    return reason, reused
+                if self.budget is not None and not self.budget.can_start():
+                    reason = f"stopped: the time budget ({self.budget.describe()}) fits no further trial"
+                    return reason, reused
+                if self.strategy.is_finished():
+                    reason = "stopped: the strategy has nothing more to propose"
+                    return reason, reused
+                if not asked_any:
+                    if self._version_moved():
+                        ask_again = True
+                        continue
+                    reason = "stopped: the strategy proposed nothing while no trial was running"
+                    return reason, reused
+                continue
+            got = self._wait_one()
+            changed = self._housekeeping()
+            if got or changed or (not ask_again and self._version_moved()):
+                ask_again = True
+
+    def _ordered_loop(self, new_numbers: list[int]) -> tuple[str, int]:
+        """Reproducible mode (nasforge.ordered): ask one proposal at a time while fewer than `ahead` trials are
+        untold, run them in number order as workers free up, tell results in trial order."""
+        assert self._order is not None
+        order = self._order
+        reused = 0
+        duplicates_in_a_row = 0
+        while True:
+            fresh, dups = self._ask_ordered()
+            while order.has_ready():  # one result, then the window filled again: the same order for any timing
+                self._tell_next()
+                more, more_dups = self._ask_ordered()
+                fresh, dups = fresh + more, dups + more_dups
+            new_numbers += fresh
+            reused += dups
+            duplicates_in_a_row = 0 if fresh else duplicates_in_a_row + dups
+            if duplicates_in_a_row >= self.max_consecutive_duplicates:
+                return (f"stopped: the strategy proposed {duplicates_in_a_row} already-evaluated architectures "
+                        "in a row (the space may be exhausted)"), reused
+            while order.queue and self.backend.capacity() > len(self._inflight):
+                row, proposal = order.queue.pop(0)
+                self._submit(row, proposal)
+            if self._pruned_in_a_row >= self.max_consecutive_pruned:
+                return (f"stopped: the last {self._pruned_in_a_row} architectures proposed all broke the "
+                        "constraints (they may be too tight for this space)"), reused
+            if self._failures_in_a_row >= self.max_consecutive_failures:
+                return (f"stopped: {self._failures_in_a_row} trials failed in a row; the last error was: "
+                        f"{self._last_error}"), reused
+            if not self._inflight:
+                if order.queue or (dups and not fresh):
+                    continue
+                if self._logical >= self.config.trials:
+                    return "", reused
+                if self.budget is not None and not self.budget.can_start():
+                    return f"stopped: the time budget ({self.budget.describe()}) fits no further trial", reused
+                if self.strategy.is_finished():
+                    return "stopped: the strategy has nothing more to propose", reused
+                return "stopped: the strategy proposed nothing while no trial was running", reused
+            self._wait_one()
+            self._housekeeping()
+
+    def _ask_ordered(self) -> tuple[list[int], int]:
+        """Ask one at a time while the window has room; each fresh proposal becomes a trial (saved with the
+        strategy state), a duplicate of a told result is told it, one of an untold trial waits for it."""
+        assert self._order is not None
+        order = self._order
+        fresh: list[int] = []
+        dups = 0
+        while (order.room() and self._logical < self.config.trials and not self.strategy.is_finished()
+               and (self.budget is None or self.budget.can_start()) and dups < self.max_consecutive_duplicates):
+            asked = self.strategy.ask(1)
+            if not asked:
+                break
+            proposal = asked[0]
+            done = self._completed_by_key.get(proposal.key)
+            if done is not None:
+                self._tell(proposal, done)
+                dups += 1
+                continue
+            if proposal.key in order.pending_keys:
+                order.wait(proposal)
+                dups += 1
+                continue
+            with self.store.locked(self.study.id) as conn:
+                row = self.store.insert_trials(conn, self.study.id, [NewTrial(
+                    key=proposal.key, arch=self.space.to_json(proposal.arch), parent=proposal.parent,
+                    budget=proposal.budget, info=proposal.info)], self._seed_of, self.me)[0]
+                order.created(row, proposal)
+                self._save_state(conn)
+            self._attempts[row.number] = 0
+            self._logical += 1
+            fresh.append(row.number)
+        return fresh, dups
+
+    def _tell_next(self) -> None:
+        """Tell the next result in trial order (and the duplicates that waited on it); save the strategy."""
+        assert self._order is not None
+        proposal, result, waits = self._order.pop_ready()
+        with self.store.locked(self.study.id) as conn:
+            self._tell(proposal, result)
+            self._note_complete(proposal.key, result)
+            for dup in waits:
+                self._tell(dup, result)
+            self._save_state(conn)
+        if result.state == TrialState.PRUNED:
+            self._logical -= 1
+
+    def _restore_order(self) -> None:
+        """After a restart: which trials are told, which results wait their turn (nasforge.ordered)."""
+        assert self._order is not None
+        self._order.restore(self._saved_order, self.store.trials(self.study.id), self.space, self._proposal_of)
+        for key in self._order.pending_keys:  # known to the store, not yet to the strategy
+            self._completed_by_key.pop(key, None)
 
     def _release(self) -> None:
         """On every way out of `run`: the trials still held go back to waiting, holder-less (a later run or
@@ -495,6 +609,10 @@ class Runner:
                 retry_row = self.store.insert_trials(conn, sid, [NewTrial(
                     key=row.key, arch=row.arch, parent=row.parent, budget=row.budget, info=row.info,
                     retry_of=row.number)], self._seed_of, self.me)[0]
+                if self._order is not None:
+                    self._order.retried(row.number, retry_row.number)
+            elif held and self._order is not None:  # told in trial order by the loop (_ordered_loop)
+                self._order.arrive(row.number, proposal, result)
             elif held:
                 self._tell(proposal, result)
                 for dup in self._waiting_dups.get(row.key, []):
@@ -510,10 +628,12 @@ class Runner:
                 self._foreign_waits.setdefault(row.key, []).extend(moved)
             return
         if result.state == TrialState.PRUNED:  # never trained: not one of the --trials wanted
-            self._logical -= 1
+            if self._order is None:  # reproducible mode counts it when it is told
+                self._logical -= 1
             self._pruned_in_a_row += 1
             self._waiting_dups.pop(row.key, None)
-            self._note_complete(row.key, result)
+            if self._order is None:  # reproducible mode notes it when it is told
+                self._note_complete(row.key, result)
             log.info("trial %d pruned: %s", row.number, result.error)
             self._show()
             return
@@ -538,7 +658,8 @@ class Runner:
         else:
             log.info("trial %d %s: %s=%s", row.number, result.state.value, self.config.objective,
                      result.metrics.get(self.config.objective))
-        self._note_complete(row.key, result)
+        if self._order is None:
+            self._note_complete(row.key, result)
         self._show()
 
     # ---- sharing: heartbeats, orphans, other runners' trials -----------------------------------

@@ -16,7 +16,7 @@ SEARCH_KEYS = ("data", "label", "task", "header", "sep", "valid_file", "valid_fr
                "study", "owner", "storage", "root", "seed", "epochs", "steps", "batch_size", "patience",
                "device", "retries", "trial_timeout", "backend", "address", "trial_cpus", "trial_gpus",
                "time_budget", "baseline", "final_ensemble", "objectives", "max_params", "max_flops",
-               "max_latency_ms", "max_peak_memory_mb", "scalarize")
+               "max_latency_ms", "max_peak_memory_mb", "scalarize", "reproducible")
 SEARCH_DEFAULTS: dict[str, Any] = {"space": "dnn", "strategy": "model_search", "evaluator": "train",
                                    "seed": 0, "header": "auto", "valid_fraction": 0.2,
                                    "test_fraction": 0.0, "owner": ""}

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset columns of the table (default cifar10)")
     s.add_argument("--trials", type=int, help="total number of trials wanted (default 20; with --time-budget: "
                                               "as many as fit)")
+    s.add_argument("--reproducible", type=int, nargs="?", const=4, metavar="AHEAD",
+                   help="tell the strategy results in trial order, asking at most AHEAD (default 4) trials "
+                        "ahead: the same --seed gives the same study for any --workers, and after a resume")
     s.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="wall-clock seconds for the whole search: baseline, trials and final ensemble")
     s.add_argument("--no-baseline", dest="baseline", action="store_const", const=False,
