@@ -17,6 +17,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "min_depth": "fewest blocks",
         "max_depth": "most blocks",
         "blocks": "allowed blocks, a mask over the block vocabulary (null: all)",
+        "user_blocks": "conv blocks from user code (registered names or import paths) added to the vocabulary",
     },
     ("space", "darts"): {
         "num_nodes": "intermediate nodes per cell",
@@ -29,6 +30,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "max_depth": "most dense blocks",
         "blocks": "allowed blocks, a mask over the block vocabulary (null: all)",
         "fixed": "hyper-parameters pinned to one value, e.g. {optimizer: adam}",
+        "user_blocks": "dense blocks from user code (registered names or import paths) added to the vocabulary",
     },
     ("space", "enas_macro"): {
         "num_layers": "layers",

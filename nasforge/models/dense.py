@@ -14,6 +14,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from nasforge.models.user_blocks import UserBlock, build_user_block
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -155,13 +157,15 @@ BLOCK_NAMES: tuple[str, ...] = tuple(BLOCKS)
 
 
 def chain_blocks(input_dim: int, blocks: Sequence[str], style: LayerStyle) -> tuple[nn.Sequential, int]:
-    """The named blocks, each sized by the one before; returns them and the last width."""
-    layers: list[Block] = []
+    """The named blocks, each sized by the one before; returns them and the last width. A name that is not
+    built in is a user block (a registered name or an import path: nasforge.models.user_blocks)."""
+    layers: list[nn.Module] = []
     width = input_dim
     for name in blocks:
-        if name not in BLOCKS:
-            raise ValueError(f"unknown dense block {name!r}; choose one of: {', '.join(BLOCK_NAMES)}")
-        block = BLOCKS[name](width, style)
+        if name in BLOCKS:
+            block: Block | UserBlock = BLOCKS[name](width, style)
+        else:
+            block = build_user_block(name, (width,), "dnn", style)
         layers.append(block)
         width = block.out_features
     return nn.Sequential(*layers), width

@@ -20,6 +20,7 @@ from nasforge.models.dense import BLOCKS as DENSE_BLOCKS
 from nasforge.models.dense import LayerStyle
 from nasforge.models.ops import FactorizedConv, FactorizedReduce, make_op
 from nasforge.models.tricks import AuxiliaryHead
+from nasforge.models.user_blocks import build_user_block
 
 
 def image_shape(input_shape: Sequence[int], space: str) -> tuple[int, int, int]:
@@ -354,10 +355,12 @@ class ConvTower(nn.Module):
     """Conv blocks, then (after global average pooling) dense blocks, then a linear head.
 
     "identity" blocks are skipped; a dense block after a conv block is a build error, as the
-    cnn space never proposes one.
+    cnn space never proposes one. Any other name is a user conv block (nasforge.models.user_blocks), built
+    for the shape the blocks before it give `image_size` inputs.
     """
 
-    def __init__(self, blocks: Sequence[str], in_channels: int, num_outputs: int) -> None:
+    def __init__(self, blocks: Sequence[str], in_channels: int, num_outputs: int,
+                 image_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         convs: list[nn.Module] = []
         dense: list[nn.Module] = []
@@ -378,7 +381,13 @@ class ConvTower(nn.Module):
                 dense.append(dense_block)
                 width = dense_block.out_features
             else:
-                raise ValueError(f"cnn: unknown block {name!r}")
+                if width is not None:
+                    raise ValueError(f"cnn: conv block {name!r} cannot follow a dense block")
+                if image_size is None:
+                    raise ValueError(f"cnn: user block {name!r} needs the tower's image_size")
+                user = build_user_block(name, _shape_after(convs, c, image_size), "cnn")
+                convs.append(user)
+                c = user.out_channels
         self.convs = nn.Sequential(*convs)
         self.dense = nn.Sequential(*dense)
         self.head = nn.Linear(width if width is not None else c, num_outputs)
@@ -386,3 +395,15 @@ class ConvTower(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(F.adaptive_avg_pool2d(self.convs(as_images(x)), 1), 1)
         return self.head(self.dense(x))
+
+
+def _shape_after(convs: Sequence[nn.Module], channels: int, image_size: tuple[int, int]) -> tuple[int, int, int]:
+    """(C, H, W) that `convs` give one image of `channels` x `image_size` (one forward pass on zeros)."""
+    x = torch.zeros(2, channels, *image_size)
+    with torch.no_grad():
+        for conv in convs:
+            was_training = conv.training
+            conv.eval()
+            x = conv(x)
+            conv.train(was_training)
+    return int(x.shape[1]), int(x.shape[2]), int(x.shape[3])

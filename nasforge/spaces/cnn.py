@@ -17,6 +17,7 @@ import numpy as np
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, Decision, JSONDict
 from nasforge.spaces.base import InvalidArchitecture, TokenSpace
+from nasforge.spaces.user_blocks import block_index, canonical_blocks
 
 if TYPE_CHECKING:
     import torch
@@ -40,22 +41,30 @@ _DENSE = frozenset(BLOCK_VOCABULARY.index(b) for b in DENSE_BLOCK_NAMES)
 
 
 class CNNSpace(TokenSpace):
-    """Conv-then-dense towers of `min_depth`..`max_depth` blocks; `blocks` restricts the vocabulary (a mask)."""
+    """Conv-then-dense towers of `min_depth`..`max_depth` blocks; `blocks` restricts the vocabulary (a mask).
+
+    `user_blocks` (registered block names or import paths, stored as import paths) join the end of the
+    vocabulary as conv blocks: images in, images out, placed before the dense part
+    (nasforge.models.user_blocks)."""
 
     name = "cnn"
 
-    def __init__(self, min_depth: int = 1, max_depth: int = 6, blocks: Sequence[str] | None = None) -> None:
+    def __init__(self, min_depth: int = 1, max_depth: int = 6, blocks: Sequence[str] | None = None,
+                 user_blocks: Sequence[str] | None = None) -> None:
         if not 1 <= int(min_depth) <= int(max_depth):
             raise ConfigError(f"cnn: need 1 <= min_depth <= max_depth, got min_depth={min_depth}, "
                               f"max_depth={max_depth}")
         self.min_depth = int(min_depth)
         self.max_depth = int(max_depth)
-        self.blocks = list(blocks) if blocks is not None else None
-        unknown = [b for b in self.blocks or [] if b not in BLOCK_VOCABULARY]
-        if unknown or (self.blocks is not None and not self.blocks):
-            raise ConfigError(f"cnn: blocks must name some of: {', '.join(BLOCK_VOCABULARY)} (got {self.blocks})")
-        allowed = (sorted({BLOCK_VOCABULARY.index(b) for b in self.blocks}) if self.blocks is not None
-                   else list(range(len(BLOCK_VOCABULARY))))
+        self.user_blocks = canonical_blocks("cnn", user_blocks, BLOCK_VOCABULARY)
+        self.vocabulary: tuple[str, ...] = (*BLOCK_VOCABULARY, *self.user_blocks)
+        given = list(blocks) if blocks is not None else None
+        indices = [block_index(self.vocabulary, b) for b in given or []]
+        if None in indices or (given is not None and not given):
+            raise ConfigError(f"cnn: blocks must name some of: {', '.join(self.vocabulary)} (got {given})")
+        self.blocks = [self.vocabulary[i] for i in indices if i is not None] if given is not None else None
+        allowed = (sorted({i for i in indices if i is not None}) if given is not None
+                   else list(range(len(self.vocabulary))))
         self._any = tuple(allowed)
         self._after_dense = tuple(b for b in allowed if b in _DENSE or b == IDENTITY) or self._any
         self._depths = tuple(range(self.min_depth, self.max_depth + 1))
@@ -69,15 +78,18 @@ class CNNSpace(TokenSpace):
         if layer >= depth:
             return None
         dense_seen = any(t in _DENSE for t in prefix[1:])
-        return Decision("block", BLOCK_VOCABULARY, allowed=self._after_dense if dense_seen else self._any,
+        return Decision("block", self.vocabulary, allowed=self._after_dense if dense_seen else self._any,
                         layer=layer)
 
     def config(self) -> JSONDict:
-        return {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks}
+        config: JSONDict = {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks}
+        if self.user_blocks:  # only when given, so the configs of stored studies stay what they were
+            config["user_blocks"] = list(self.user_blocks)
+        return config
 
     # ---- views -------------------------------------------------------------------------
     def block_names(self, arch: Architecture) -> list[str]:
-        return [BLOCK_VOCABULARY[t] for t in arch.tokens[1:]]
+        return [self.vocabulary[t] for t in arch.tokens[1:]]
 
     def depth(self, arch: Architecture) -> int:
         """Number of blocks, identity blocks included (what `grow` and max_depth count)."""
@@ -128,13 +140,15 @@ class CNNSpace(TokenSpace):
         return self.assemble([self._depths.index(len(blocks)), *blocks])
 
     def _index(self, name: str) -> int:
-        if name not in BLOCK_VOCABULARY:
+        index = block_index(self.vocabulary, name)
+        if index is None:
             raise InvalidArchitecture(f"cnn: unknown block {name!r}")
-        return BLOCK_VOCABULARY.index(name)
+        return index
 
     # ---- PyTorch ---------------------------------------------------------------------
     def build(self, arch: Architecture, data: DataSpec) -> torch.nn.Module:
         from nasforge.models.networks import ConvTower, image_shape
 
-        channels, _, _ = image_shape(data.input_shape, self.name)
-        return ConvTower(self.block_names(self.assemble(arch.tokens)), channels, int(data.num_outputs))
+        channels, height, width = image_shape(data.input_shape, self.name)
+        return ConvTower(self.block_names(self.assemble(arch.tokens)), channels, int(data.num_outputs),
+                         image_size=(height, width))

@@ -21,6 +21,7 @@ import numpy as np
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, Decision, JSONDict
 from nasforge.spaces.base import InvalidArchitecture, TokenSpace
+from nasforge.spaces.user_blocks import block_index, canonical_blocks
 
 if TYPE_CHECKING:
     import torch
@@ -96,27 +97,33 @@ class DNNSpace(TokenSpace):
 
     `blocks` restricts the block vocabulary and `fixed` pins hyper-parameters (e.g.
     {"optimizer": "adam"}); both only mask choices, so token vocabularies stay the same and a
-    controller trained on one configuration still reads another.
+    controller trained on one configuration still reads another. `user_blocks` (registered block names
+    or import paths, stored as import paths) join the end of the block vocabulary
+    (nasforge.models.user_blocks says what such a block is).
     """
 
     name = "dnn"
 
     def __init__(self, min_depth: int = 1, max_depth: int = 6, blocks: Sequence[str] | None = None,
-                 fixed: dict[str, Any] | None = None) -> None:
+                 fixed: dict[str, Any] | None = None, user_blocks: Sequence[str] | None = None) -> None:
         if not 1 <= int(min_depth) <= int(max_depth):
             raise ConfigError(f"dnn: need 1 <= min_depth <= max_depth, got min_depth={min_depth}, "
                               f"max_depth={max_depth}")
         self.min_depth = int(min_depth)
         self.max_depth = int(max_depth)
-        self.blocks = list(blocks) if blocks is not None else None
         self.fixed = dict(fixed) if fixed is not None else None
-        unknown = [b for b in self.blocks or [] if b not in BLOCK_VOCABULARY]
+        self.user_blocks = canonical_blocks("dnn", user_blocks, BLOCK_VOCABULARY)
+        self.vocabulary: tuple[str, ...] = (*BLOCK_VOCABULARY, *self.user_blocks)
+        given = list(blocks) if blocks is not None else None
+        indices = [block_index(self.vocabulary, b) for b in given or []]
+        unknown = [b for b, i in zip(given or [], indices) if i is None]
         if unknown:
-            raise ConfigError(f"dnn: unknown blocks {unknown}; choose from: {', '.join(BLOCK_VOCABULARY)}")
-        if self.blocks is not None and not self.blocks:
+            raise ConfigError(f"dnn: unknown blocks {unknown}; choose from: {', '.join(self.vocabulary)}")
+        if given is not None and not given:
             raise ConfigError("dnn: 'blocks' must name at least one block")
-        self._block_options = (tuple(sorted({BLOCK_VOCABULARY.index(b) for b in self.blocks}))
-                               if self.blocks is not None else None)
+        self.blocks = [self.vocabulary[i] for i in indices if i is not None] if given is not None else None
+        self._block_options = (tuple(sorted({i for i in indices if i is not None}))
+                               if given is not None else None)
         self._hp_options: list[tuple[int, ...] | None] = [None] * N_HP
         self._extra_options: list[tuple[int, ...] | None] = [None] * N_EXTRA
         for key, value in (self.fixed or {}).items():
@@ -142,7 +149,7 @@ class DNNSpace(TokenSpace):
         depth = self._depths[prefix[N_HP]]
         layer = i - N_HP - 1
         if layer < depth:
-            return Decision("block", BLOCK_VOCABULARY, allowed=self._block_options, layer=layer)
+            return Decision("block", self.vocabulary, allowed=self._block_options, layer=layer)
         extra = layer - depth
         if extra < N_EXTRA:
             name, choices, _ = EXTRAS[extra]
@@ -163,8 +170,11 @@ class DNNSpace(TokenSpace):
         return pinned[0] if pinned is not None else EXTRA_DEFAULTS[j]
 
     def config(self) -> JSONDict:
-        return {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks,
-                "fixed": self.fixed}
+        config: JSONDict = {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks,
+                            "fixed": self.fixed}
+        if self.user_blocks:  # only when given, so the configs of stored studies stay what they were
+            config["user_blocks"] = list(self.user_blocks)
+        return config
 
     # ---- views of an architecture ------------------------------------------------------
     def hyperparameters(self, arch: Architecture) -> JSONDict:
@@ -178,7 +188,7 @@ class DNNSpace(TokenSpace):
 
     def block_names(self, arch: Architecture) -> list[str]:
         self._check(arch)
-        return [BLOCK_VOCABULARY[t] for t in self._block_tokens(arch)]
+        return [self.vocabulary[t] for t in self._block_tokens(arch)]
 
     def depth(self, arch: Architecture) -> int:
         """Number of blocks, identity blocks included (what `grow` and max_depth count)."""
@@ -259,7 +269,11 @@ class DNNSpace(TokenSpace):
             raise InvalidArchitecture(f"dnn: {len(blocks)} blocks, but depth must be in "
                                       f"[{self.min_depth}, {self.max_depth}]")
         tokens.append(self._depths.index(len(blocks)))
-        tokens.extend(_index_of(BLOCK_VOCABULARY, b, "block") for b in blocks)
+        for b in blocks:
+            index = block_index(self.vocabulary, str(b))
+            if index is None:
+                raise InvalidArchitecture(f"dnn: block {b!r} is not one of {list(self.vocabulary)}")
+            tokens.append(index)
         for j, (name, choices, _) in enumerate(EXTRAS):
             tokens.append(_index_of(choices, description[name], name) if name in description
                           else self._extra_default(j))
@@ -322,7 +336,7 @@ class DNNSpace(TokenSpace):
             raise InvalidArchitecture(f"architecture is for space {arch.space!r}, not {self.name!r}")
 
     def _allowed_blocks(self) -> tuple[int, ...]:
-        return self._block_options if self._block_options is not None else tuple(range(len(BLOCK_VOCABULARY)))
+        return self._block_options if self._block_options is not None else tuple(range(len(self.vocabulary)))
 
     def _random_block(self, rng: np.random.Generator) -> int:
         """A block that changes the network (identity only when nothing else is allowed)."""
