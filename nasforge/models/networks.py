@@ -385,7 +385,7 @@ class ConvTower(nn.Module):
                     raise ValueError(f"cnn: conv block {name!r} cannot follow a dense block")
                 if image_size is None:
                     raise ValueError(f"cnn: user block {name!r} needs the tower's image_size")
-                user = build_user_block(name, _shape_after(convs, c, image_size), "cnn")
+                user = build_user_block(name, _shape_after(convs, in_channels, image_size), "cnn")
                 convs.append(user)
                 c = user.out_channels
         self.convs = nn.Sequential(*convs)

@@ -6,6 +6,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,7 @@ def blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             del registry._KINDS["block"][name]
 
 
-def _complete(study: nasforge.Study) -> list[object]:
+def _complete(study: nasforge.Study) -> list[Any]:
     return [t for t in study.trials if t.state.name == "COMPLETE"]
 
 
@@ -100,7 +101,7 @@ def test_registered_dense_block_is_searched_and_resumed(blocks: Path, tmp_path: 
     # the store keeps the import path, so a process that never called register() rebuilds the space
     assert study.config["space_config"]["user_blocks"] == ["myblocks.blocks:Gated"]
     assert study.config["space_config"]["blocks"] == ["myblocks.blocks:Gated"]
-    assert all(set(t.description["blocks"]) == {"myblocks.blocks:Gated"} for t in study.trials)
+    assert all(set(t.arch["description"]["blocks"]) == {"myblocks.blocks:Gated"} for t in _complete(study))
     model = study.load_model()
     assert any(type(m).__name__ == "Gated" for m in model.modules())
     resumed = nasforge.search("builtin:iris", trials=3, **options)
@@ -151,7 +152,7 @@ def test_shapes_are_checked_when_a_block_is_built(blocks: Path) -> None:
         ConvTower(["myblocks.blocks:flat"], 1, 10, image_size=(8, 8))
     with pytest.raises(ConfigError, match=r"'myblocks.blocks:broken' failed on inputs of shape \('batch', 4\)"):
         DenseNetwork(4, ["myblocks.blocks:broken"], 3, LayerStyle())
-    with pytest.raises(ConfigError, match="returned str, not a torch.nn.Module"):
+    with pytest.raises(ConfigError, match=r"returned str, not a torch\.nn\.Module"):
         DenseNetwork(4, ["myblocks.blocks:not_a_module"], 3, LayerStyle())
 
 
