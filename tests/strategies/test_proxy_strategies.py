@@ -15,7 +15,7 @@ from nasforge.proxies.compute import COLUMNS
 from nasforge.proxies.report import sample_archs
 from nasforge.proxies.table import append_rows, arch_text
 from nasforge.strategies.proxy_features import ProxyFeatures
-from tests.conformance.test_strategies import drive
+from nasforge.testing.strategies import drive
 
 OBJECTIVE = SyntheticEvaluator()
 PROXY_STRATEGIES = ("proxy_bananas", "npenas")
