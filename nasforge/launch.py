@@ -232,6 +232,15 @@ def build_config(
     return config
 
 
+def _ray_modules(config: SearchConfig) -> list[str]:
+    """The user code a Ray backend ships to its workers (none for the local backends)."""
+    if config.backend != "ray":
+        return []
+    from nasforge.execution.plugins import module_sources, study_import_paths
+
+    return module_sources(study_import_paths(config))
+
+
 def _provider_data(provider: Any, data: str | None, study: str | None, space: str, strategy: str,
                    storage: str | None, root: str | None, **not_for_providers: Any) -> tuple[str, Any, Any]:
     """A Provider instance -> (the name its default study is called after, its data config, its dataset)."""
@@ -352,7 +361,8 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
             _fit_baseline(config, store, study)
         already = store.counts(study.id).finished  # a failure that was retried counts once
         backend = make_backend(config.workers, config.trial_timeout, backend=config.backend,
-                               address=config.address, trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus)
+                               address=config.address, trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus,
+                               modules=_ray_modules(config))
         total = None if config.trials >= UNLIMITED_TRIALS else config.trials
         progress = ProgressBar(total=total, initial=min(already, config.trials), objective=config.objective,
                                enabled=config.progress, budget=budget)

@@ -68,6 +68,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "max_depth": "most blocks (grow stops here)",
         "blocks": "allowed blocks, a mask over the block vocabulary (null: all)",
         "fixed": "hyper-parameters pinned to one value, e.g. {pooling: mean}",
+        "user_blocks": "sequence blocks from user code (registered names or import paths) added to the vocabulary",
     },
     ("strategy", "bananas"): {
         "initial": "random architectures before the predictor is used",

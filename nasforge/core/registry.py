@@ -2,8 +2,9 @@
 
 Besides the built-in names, a factory may come from user code in three ways: an import path
 (`mypkg.spaces:MySpace`), `register(kind, name, factory)`, or an installed package's entry point in
-the group `nasforge.<kind>s` (e.g. `nasforge.spaces`). A stored study always keeps the import path
-(see `canonical`), never a pickled object, so worker processes, Ray workers and resume rebuild it."""
+the group `ENTRY_POINT_GROUPS[kind]` (e.g. `nasforge.spaces`, `nasforge.strategies`). A stored study
+always keeps the import path (see `canonical`), never a pickled object, so worker processes, Ray workers
+and resume rebuild it."""
 
 from __future__ import annotations
 
@@ -61,8 +62,12 @@ _BUILTIN = {kind: frozenset(table) for kind, table in _KINDS.items()}
 _loaded_entry_points: set[str] = set()
 
 
+ENTRY_POINT_GROUPS = {"space": "nasforge.spaces", "strategy": "nasforge.strategies", "evaluator": "nasforge.evaluators",
+                      "provider": "nasforge.providers", "block": "nasforge.blocks"}
+
+
 def entry_point_group(kind: str) -> str:
-    return f"nasforge.{kind}s"
+    return ENTRY_POINT_GROUPS[kind]
 
 
 def _load_entry_points(kind: str) -> None:

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -467,14 +468,16 @@ class ProcessPoolBackend:
 
 
 def make_backend(workers: int | None, trial_timeout: float | None = None, *, backend: str = "local",
-                 address: str | None = None, trial_cpus: float = 1.0, trial_gpus: float = 0.0) -> Any:
+                 address: str | None = None, trial_cpus: float = 1.0, trial_gpus: float = 0.0,
+                 modules: Sequence[str] = ()) -> Any:
     """`local`: one worker runs in-process unless trials need a time limit (only a process can be killed),
-    more use a process pool. `ray`: Ray tasks on the cluster at `address` (or a local Ray instance)."""
+    more use a process pool. `ray`: Ray tasks on the cluster at `address` (or a local Ray instance), with
+    `modules` (user code folders or files) shipped to its workers."""
     if backend == "ray":
         from nasforge.execution.ray import RayBackend
 
         return RayBackend(address, workers, trial_cpus=trial_cpus, trial_gpus=trial_gpus,
-                          trial_timeout=trial_timeout)
+                          trial_timeout=trial_timeout, modules=modules)
     if backend != "local":
         raise ConfigError(f"unknown --backend {backend!r}; choose local or ray")
     if address:

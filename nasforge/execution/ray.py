@@ -4,8 +4,9 @@ The runner stays where it is (it is the only writer to the store); only `run_tri
 Trials request `trial_cpus` CPUs (and `trial_gpus` GPUs), so Ray places them where those are free.
 A trial whose node or worker process dies is re-run by Ray (`max_retries`); one that still cannot
 finish fails with kind `crash`, and the runner's own `--retries` apply on top. Project code reaches
-the workers through the job's runtime environment (`py_modules`: this nasforge package); its
-dependencies (torch, ...) must be installed on every node. Without an address a local Ray instance
+the workers through the job's runtime environment (`py_modules`: this nasforge package and the user
+modules a study names, see nasforge.execution.plugins); its dependencies (torch, ...) must be installed
+on every node. Without an address a local Ray instance
 is started and stopped with the backend.
 """
 
@@ -15,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,8 @@ class RayBackend:
     poll_s = 0.5
 
     def __init__(self, address: str | None = None, workers: int | None = None, *, trial_cpus: float = 1.0,
-                 trial_gpus: float = 0.0, trial_timeout: float | None = None, max_retries: int = 3) -> None:
+                 trial_gpus: float = 0.0, trial_timeout: float | None = None, max_retries: int = 3,
+                 modules: Sequence[str] = ()) -> None:
         if trial_cpus <= 0 or trial_gpus < 0:
             raise ConfigError(f"--trial-cpus must be positive and --trial-gpus not negative "
                               f"(got {trial_cpus}, {trial_gpus})")
@@ -58,7 +61,8 @@ class RayBackend:
         ray = _import_ray()
         self._ray = ray
         package = str(Path(__file__).resolve().parents[1])  # the nasforge package, shipped to every worker
-        runtime_env = {"py_modules": [package], "env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}}
+        self.py_modules = [package, *(m for m in modules if m != package)]
+        runtime_env = {"py_modules": self.py_modules, "env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}}
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self.started_local = not address
         try:

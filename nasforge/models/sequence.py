@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from nasforge.models.user_blocks import UserBlock, build_user_block, takes_mask
 from nasforge.spaces.sequence import block_family
 
 
@@ -92,6 +93,21 @@ class Transformer(nn.Module):
         return out
 
 
+class SequenceUserBlock(nn.Module):
+    """A user block over (batch, steps, width) features; one whose forward takes `mask` also gets the
+    (batch, steps) mask of real steps. The network zeroes padded steps after it, as after every block."""
+
+    def __init__(self, block: UserBlock) -> None:
+        super().__init__()
+        self.block = block
+        self.width = block.output_shape[-1]
+        self.takes_mask = takes_mask(block.body)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.block.body(h, mask=mask) if self.takes_mask else self.block(h)
+        return out
+
+
 def sinusoidal(steps: int, width: int) -> torch.Tensor:
     position = torch.arange(steps, dtype=torch.float32).unsqueeze(1)
     scale = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10_000.0) / width))
@@ -117,8 +133,10 @@ class SequenceNetwork(nn.Module):
             if name == "identity":
                 continue
             family, parts = block_family(name), name.split("_")
-            block: Recurrent | Conv | Transformer
-            if family in ("lstm", "bilstm", "gru"):
+            block: Recurrent | Conv | Transformer | SequenceUserBlock
+            if family == "user":
+                block = SequenceUserBlock(build_user_block(name, (steps, width), "sequence", same_leading=1))
+            elif family in ("lstm", "bilstm", "gru"):
                 block = Recurrent(family, width, int(parts[1]))
             elif family == "conv":
                 residual = parts[0] == "res"

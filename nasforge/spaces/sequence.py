@@ -19,6 +19,7 @@ import numpy as np
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture, Decision, JSONDict
 from nasforge.spaces.base import InvalidArchitecture, TokenSpace
+from nasforge.spaces.user_blocks import block_index, canonical_blocks
 
 if TYPE_CHECKING:
     import torch
@@ -52,9 +53,12 @@ BLOCK_FAMILIES = ("lstm", "bilstm", "gru", "conv", "transformer")
 
 
 def block_family(name: str) -> str:
-    """lstm, bilstm, gru, conv or transformer (identity for identity): what the bench tallies."""
+    """lstm, bilstm, gru, conv or transformer (identity for identity, user for a user block's import path): what
+    the bench tallies."""
     if name == "identity":
         return name
+    if ":" in name:
+        return "user"
     head = name.split("_")[0]
     if head == "res":
         return "conv"
@@ -73,25 +77,29 @@ def _index_of(choices: Sequence[Any], value: Any, what: str) -> int:
 
 class SequenceSpace(TokenSpace):
     """Stacks of `min_depth`..`max_depth` sequence blocks; `blocks` restricts the vocabulary and `fixed` pins
-    hyper-parameters (both only mask choices, so stored tokens keep their meaning)."""
+    hyper-parameters (both only mask choices, so stored tokens keep their meaning). `user_blocks` (registered
+    block names or import paths, stored as import paths) join the end of the vocabulary
+    (nasforge.models.user_blocks)."""
 
     name = "sequence"
 
     def __init__(self, min_depth: int = 1, max_depth: int = 4, blocks: Sequence[str] | None = None,
-                 fixed: dict[str, Any] | None = None) -> None:
+                 fixed: dict[str, Any] | None = None, user_blocks: Sequence[str] | None = None) -> None:
         if not 1 <= int(min_depth) <= int(max_depth):
             raise ConfigError(f"sequence: need 1 <= min_depth <= max_depth, got min_depth={min_depth}, "
                               f"max_depth={max_depth}")
         self.min_depth = int(min_depth)
         self.max_depth = int(max_depth)
-        self.blocks = list(blocks) if blocks is not None else None
         self.fixed = dict(fixed) if fixed is not None else None
-        unknown = [b for b in self.blocks or [] if b not in BLOCK_VOCABULARY]
-        if unknown or (self.blocks is not None and not self.blocks):
-            raise ConfigError(f"sequence: blocks must name some of: {', '.join(BLOCK_VOCABULARY)} "
-                              f"(got {self.blocks})")
-        self._block_options = (tuple(sorted({BLOCK_VOCABULARY.index(b) for b in self.blocks}))
-                               if self.blocks is not None else tuple(range(len(BLOCK_VOCABULARY))))
+        self.user_blocks = canonical_blocks("sequence", user_blocks, BLOCK_VOCABULARY)
+        self.vocabulary: tuple[str, ...] = (*BLOCK_VOCABULARY, *self.user_blocks)
+        given = list(blocks) if blocks is not None else None
+        indices = [block_index(self.vocabulary, b) for b in given or []]
+        if None in indices or (given is not None and not given):
+            raise ConfigError(f"sequence: blocks must name some of: {', '.join(self.vocabulary)} (got {given})")
+        self.blocks = [self.vocabulary[i] for i in indices if i is not None] if given is not None else None
+        self._block_options = (tuple(sorted({i for i in indices if i is not None})) if given is not None
+                               else tuple(range(len(self.vocabulary))))
         self._hp_options: list[tuple[int, ...] | None] = [None] * N_HP
         for key, value in (self.fixed or {}).items():
             if key not in HP_NAMES:
@@ -113,11 +121,15 @@ class SequenceSpace(TokenSpace):
             return Decision("depth", self._depths)
         layer = i - N_HP - 1
         if layer < self._depths[prefix[N_HP]]:
-            return Decision("block", BLOCK_VOCABULARY, allowed=self._block_options, layer=layer)
+            return Decision("block", self.vocabulary, allowed=self._block_options, layer=layer)
         return None
 
     def config(self) -> JSONDict:
-        return {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks, "fixed": self.fixed}
+        config: JSONDict = {"min_depth": self.min_depth, "max_depth": self.max_depth, "blocks": self.blocks,
+                            "fixed": self.fixed}
+        if self.user_blocks:  # only when given, so the configs of stored studies stay what they were
+            config["user_blocks"] = list(self.user_blocks)
+        return config
 
     # ---- views of an architecture ------------------------------------------------------
     def hyperparameters(self, arch: Architecture) -> JSONDict:
@@ -126,7 +138,7 @@ class SequenceSpace(TokenSpace):
 
     def block_names(self, arch: Architecture) -> list[str]:
         self._check(arch)
-        return [BLOCK_VOCABULARY[t] for t in self._block_tokens(arch)]
+        return [self.vocabulary[t] for t in self._block_tokens(arch)]
 
     def depth(self, arch: Architecture) -> int:
         """Number of blocks, identity blocks included (what `grow` and max_depth count)."""
@@ -140,7 +152,7 @@ class SequenceSpace(TokenSpace):
     def key(self, arch: Architecture) -> str:
         """Identity blocks are left out, and so is the positional encoding of a stack without a Transformer
         block (it changes nothing there)."""
-        names = [BLOCK_VOCABULARY[t] for t in self._block_tokens(arch)]
+        names = [self.vocabulary[t] for t in self._block_tokens(arch)]
         hp = [str(t) for t in arch.tokens[:N_HP]]
         if not any(block_family(n) == "transformer" for n in names):
             hp[_POSITIONAL] = "-"
@@ -179,7 +191,12 @@ class SequenceSpace(TokenSpace):
                 tokens.append(_index_of(choices, description[name], name))
             else:
                 tokens.append(pinned[0] if pinned is not None else _index_of(choices, default, name))
-        blocks = [_index_of(BLOCK_VOCABULARY, b, "block") for b in description["blocks"]]
+        blocks = []
+        for b in description["blocks"]:
+            index = block_index(self.vocabulary, str(b))
+            if index is None:
+                raise InvalidArchitecture(f"sequence: block {b!r} is not one of {list(self.vocabulary)}")
+            blocks.append(index)
         return self._with_blocks(tokens, blocks)
 
     # ---- moves for Model Search ----------------------------------------------------------
@@ -241,6 +258,8 @@ class SequenceSpace(TokenSpace):
 
 def _block_label(name: str) -> str:
     family = block_family(name)
+    if family == "user":
+        return name.rpartition(":")[2]
     parts = name.split("_")
     if family in ("lstm", "bilstm", "gru"):
         return {"lstm": "LSTM", "bilstm": "bidirectional LSTM", "gru": "GRU"}[family]
@@ -255,6 +274,8 @@ def _block_label(name: str) -> str:
 def _block_detail(name: str) -> str:
     parts = name.split("_")
     family = block_family(name)
+    if family == "user":
+        return name.rpartition(":")[0]
     if family == "transformer":
         return f"width {parts[1]}, {parts[2][1:]} heads"
     if family == "bilstm":

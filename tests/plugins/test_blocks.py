@@ -1,4 +1,5 @@
-"""Blocks from user code in the dnn and cnn spaces: registered or by import path, searched, resumed, shape-checked."""
+"""Blocks from user code in the dnn, cnn and sequence spaces: registered or by import path, searched, resumed,
+shape-checked."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import nasforge
 from nasforge.core import registry
 from nasforge.core.errors import ConfigError
-from nasforge.spaces import cnn, dnn
+from nasforge.spaces import cnn, dnn, sequence
 
 BLOCKS = '''
 import torch
@@ -67,6 +68,30 @@ def broken(input_shape):
 
 def not_a_module(input_shape):
     return "fc"
+
+
+class MaskedMix(nn.Module):
+    """A sequence block: mixes each real step with the mean of the real steps (the mask says which are real)."""
+
+    def __init__(self, input_shape):
+        super().__init__()
+        self.mix = nn.Linear(2 * input_shape[1], 20)
+
+    def forward(self, h, mask):
+        self.last_mask = mask
+        keep = mask.unsqueeze(-1).to(h.dtype)
+        mean = (h * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1)
+        return torch.tanh(self.mix(torch.cat([h, mean.expand_as(h)], dim=-1)))
+
+
+class EveryOther(nn.Module):
+    """Wrong for a sequence block: drops every other step."""
+
+    def __init__(self, input_shape):
+        super().__init__()
+
+    def forward(self, h):
+        return h[:, ::2]
 '''
 
 
@@ -165,3 +190,28 @@ def test_missing_block_plugin_is_one_line_on_resume(blocks: Path, tmp_path: Path
         del sys.modules[name]
     with pytest.raises(ConfigError, match=r"block plugin 'myblocks\.blocks:Gated' cannot be imported"):
         nasforge.search("builtin:iris", trials=2, **options)
+
+
+def test_sequence_block_gets_the_mask_and_passes_the_space_checks(blocks: Path) -> None:
+    import torch
+
+    from nasforge.data.base import DataSpec
+    from nasforge.models.sequence import SequenceNetwork
+    from nasforge.testing import check_space
+
+    path = "myblocks.blocks:MaskedMix"
+    space = sequence.SequenceSpace(max_depth=2, user_blocks=[path], blocks=[path, "gru_16", "conv3_16"])
+    assert space.config()["user_blocks"] == [path] and space.vocabulary[-1] == path
+    check_space(space, data=DataSpec("classification", input_shape=(9, 3), num_outputs=4), samples=30)
+    net = SequenceNetwork([path, "gru_16"], steps=9, channels=2, outputs=4, pooling="mean")
+    x = torch.randn(2, 9, 3)
+    x[..., -1] = 1.0
+    x[1, 5:, -1] = 0.0  # the second case has 5 real steps
+    changed = x.clone()
+    changed[1, 5:, :-1] = 100.0  # padding: must not reach the output through the user block's mean
+    net.eval()
+    assert torch.allclose(net(x), net(changed))
+    mix = next(m for m in net.modules() if type(m).__name__ == "MaskedMix")
+    assert mix.last_mask.tolist() == [[True] * 9, [True] * 5 + [False] * 4]
+    with pytest.raises(ConfigError, match=r"block 'myblocks.blocks:EveryOther' .* with the steps it was given"):
+        SequenceNetwork(["myblocks.blocks:EveryOther"], steps=8, channels=2, outputs=3)
