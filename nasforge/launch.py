@@ -137,7 +137,7 @@ def build_config(
     space_config = dict(space_options or {})
     strategy_config = dict(strategy_options or {})
     space_obj = registry.create("space", space, **space_config)  # fail early on bad space options
-    if space_config.get("user_blocks"):  # stored as import paths, like the space itself
+    if space_config.get("user_blocks") and hasattr(space_obj, "user_blocks"):  # stored as import paths, like the space
         space_config.update(user_blocks=space_obj.user_blocks, blocks=space_obj.blocks)
     if strategy_kind == "strategy":  # and on bad strategy options: the runner builds it the same way
         registry.create("strategy", strategy, space=space_obj, seed=seed, max_trials=trials, **strategy_config)
