@@ -178,7 +178,7 @@ def report() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for (cost, q, s), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                     [x[0] for x in STRATEGIES].index(kv[0][2]))):
-        def ms(key: str, digits: int = 4) -> str:
+        def ms(key: str, digits: int = 4, rs: list[dict[str, str]] = rs) -> str:
             xs = [float(r[key]) for r in rs]
             sd = statistics.stdev(xs) if len(xs) > 1 else math.nan
             return f"{statistics.fmean(xs):.{digits}f} ± {sd:.{digits}f}"
