@@ -275,8 +275,11 @@ def search(data: Any = None, label: Any = None, **options: Any) -> Study:
     ``ensemble_schedule="nonadaptive"|"adaptive"|"intermixed"`` with ``ensemble_options={...}`` adds
     Model Search's ensemble trials during the search (docs/ensembles.md).
     """
+    import time
+
     from nasforge.launch import build_config, run
 
+    started = time.monotonic()  # a time budget counts from the call: the data load is spent from it too
     options.setdefault("progress", False)
     for kind in ("space", "strategy", "evaluator"):  # a class or function given directly: its import path
         if callable(options.get(kind)):
@@ -297,7 +300,7 @@ def search(data: Any = None, label: Any = None, **options: Any) -> Study:
     elif schedule_options:
         raise UserError("ensemble_options needs ensemble_schedule (nonadaptive, adaptive or intermixed)")
     store = Store(config.storage)
-    summary = run(config, store, ensemble=schedule)
+    summary = run(config, store, ensemble=schedule, started=started)
     if summary.stopped_reason and not summary.finished:
         raise StorageError(summary.stopped_reason)
     return Study(config.study, store=store)

@@ -7,11 +7,17 @@ deadline fits the median time a trial took so far in this run (any trial may sta
 finished). Every trial is also handed the deadline itself, and the train evaluator ends a trial that
 would run past it after its last whole epoch, keeping its best epoch so far, so the trials never
 overrun the final step's share.
+
+The clock starts when the user's command started (`process_started()` for the CLI, the call for the API),
+so the data load, the baseline fit and the workers' start-up are all spent from the budget. Worker start-up
+is paid once per worker, so it is left out of the per-trial times the planning uses (`record(..., startup=)`).
+A budget that ends before any trial could finish is a `ConfigError` (`too_short`), not an empty study.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 
@@ -32,6 +38,31 @@ def check_budget(seconds: float | None) -> float | None:
             or seconds <= 0:
         raise ConfigError(f"--time-budget must be a positive number of seconds (got {seconds!r})")
     return float(seconds)
+
+
+def process_started() -> float:
+    """When this process started, on the time.monotonic() clock (Linux: from /proc; elsewhere: now).
+
+    `nasforge search --time-budget S` counts its S seconds from here, so Python's and torch's own import
+    time is spent from the budget too, as the user's wall clock sees it."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22 of stat(5): start time after boot, in clock ticks
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - age if 0.0 <= age < 3600.0 else now  # a clock oddity (suspend, containers): start now
+
+
+def too_short(budget: TimeBudget) -> ConfigError:
+    """The one-line error when the budget ended before any trial finished."""
+    return ConfigError(f"the time budget of {budget.seconds:g}s ended before any trial finished "
+                       f"({budget.elapsed():.1f}s went on loading the data, the baseline fit and starting the "
+                       "workers); give a larger --time-budget")
 
 
 class TimeBudget:
@@ -67,10 +98,12 @@ class TimeBudget:
         return self.start + self.seconds - self.reserve + self._wall_offset
 
     # ---- planning --------------------------------------------------------------------------
-    def record(self, seconds: float) -> None:
-        """How long one trial took from submission to result (a stacked group's trials all took its time)."""
+    def record(self, seconds: float, startup: float = 0.0) -> None:
+        """How long one trial took from submission to result (a stacked group's trials all took its time),
+        less `startup`, the seconds its worker spent starting (paid once per worker, not per trial)."""
         if math.isfinite(seconds) and seconds >= 0:
-            self._latencies.append(float(seconds))
+            spent = seconds - startup if math.isfinite(startup) and startup > 0.0 else seconds
+            self._latencies.append(max(0.0, float(spent)))
 
     def expected_trial(self) -> float | None:
         """The median measured trial time, or None before any trial has finished."""

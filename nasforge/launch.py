@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nasforge.budget import TimeBudget, check_budget
+from nasforge.budget import TimeBudget, check_budget, too_short
 from nasforge.config import SearchConfig
 from nasforge.core import registry
 from nasforge.core.errors import ConfigError
@@ -333,16 +333,18 @@ def _write_held_out(config: SearchConfig, folder: Path) -> None:
         rows.to_csv(target, index=False)
 
 
-def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) -> RunSummary:
+def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None,
+        started: float | None = None) -> RunSummary:
     """Open (or resume) the study and drive it to `config.trials` finished trials (or to the end of its
     time budget), after fitting the baseline and before the final ensemble (see nasforge.budget).
 
     `ensemble`: a nasforge.ensemble.schedule.Schedule, to add ensemble trials between search phases.
+    `started`: when the user's command started (time.monotonic()), where a time budget counts from (default:
+    now). A budget that ends before any trial finished raises ConfigError.
     """
-    from nasforge.execution.local import make_backend
     from nasforge.report.progress import ProgressBar
 
-    budget = TimeBudget(config.time_budget) if config.time_budget is not None else None
+    budget = TimeBudget(config.time_budget, start=started) if config.time_budget is not None else None
     if ensemble is not None and config.strategy in registry.ONESHOT:
         raise ConfigError(f"--ensemble-schedule needs an ask/tell strategy, not the one-shot {config.strategy!r}")
     store = store or Store(config.storage)
@@ -357,12 +359,8 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
     try:
         if config.strategy in registry.ONESHOT:
             return _run_oneshot(config, store, study)
-        if config.baseline:
-            _fit_baseline(config, store, study)
+        backend = _start_backend_during_baseline(config, store, study, budget)
         already = store.counts(study.id).finished  # a failure that was retried counts once
-        backend = make_backend(config.workers, config.trial_timeout, backend=config.backend,
-                               address=config.address, trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus,
-                               modules=_ray_modules(config))
         total = None if config.trials >= UNLIMITED_TRIALS else config.trials
         progress = ProgressBar(total=total, initial=min(already, config.trials), objective=config.objective,
                                enabled=config.progress, budget=budget)
@@ -375,6 +373,8 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
                 summary = Runner(config, store, backend, progress, budget).run()
         finally:
             backend.shutdown()
+        if budget is not None and not store.counts(study.id).finished:
+            raise too_short(budget)
         wanted = config.final_ensemble if config.final_ensemble is not None else budget is not None
         if wanted and config.evaluator == "train" and summary.complete and not summary.broken:
             _final_ensemble(store, study, budget, summary)
@@ -382,6 +382,46 @@ def run(config: SearchConfig, store: Store | None = None, ensemble: Any = None) 
     finally:
         logging.getLogger("nasforge").removeHandler(handler)
         handler.close()
+
+
+def _start_backend_during_baseline(config: SearchConfig, store: Store, study: Any, budget: TimeBudget | None) -> Any:
+    """The trial backend, its local worker processes started while this process fits the baseline (a worker's
+    start-up is mostly imports, seconds each that need not wait for the fit). With a time budget already spent
+    and no trial of the study finished, ConfigError (too_short) before any trial starts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nasforge.execution.local import make_backend
+
+    def start() -> Any:
+        return make_backend(config.workers, config.trial_timeout, backend=config.backend, address=config.address,
+                            trial_cpus=config.trial_cpus, trial_gpus=config.trial_gpus,
+                            modules=_ray_modules(config))
+
+    if config.backend != "local" or not config.baseline:  # Ray is started from the main thread
+        if config.baseline:
+            _fit_baseline(config, store, study)
+        backend = start()
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasforge-start") as starter:
+            starting = starter.submit(start)
+            try:
+                _fit_baseline(config, store, study)
+            except BaseException:
+                _shut_down_when_started(starting)
+                raise
+            backend = starting.result()
+    if budget is not None and budget.trials_left() <= 0 and not store.counts(study.id).finished:
+        backend.shutdown()
+        raise too_short(budget)
+    return backend
+
+
+def _shut_down_when_started(starting: Any) -> None:
+    """Stop a backend that was starting while an error is raised (its own start error matters less)."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        starting.result().shutdown()
 
 
 def _fit_baseline(config: SearchConfig, store: Store, study: Any) -> None:

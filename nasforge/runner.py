@@ -23,6 +23,7 @@ from nasforge.core.errors import ConfigError, StorageError, WorkerStartError
 from nasforge.core.protocols import Backend
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import JSONDict, Proposal, Result, TrialSpec, TrialState, canonical_json
+from nasforge.execution.worker import STARTUP_METRIC
 from nasforge.ordered import ORDER_KEY, TellOrder
 from nasforge.storage.sql import NewTrial, Store, StudyInfo, TrialRow, _now, user_data_dir
 
@@ -586,7 +587,8 @@ class Runner:
             except Exception as exc:  # the worker process itself died
                 result = Result(TrialState.FAILED, error=f"crash: {type(exc).__name__}: {exc}")
             if self.budget is not None and submitted is not None and result.state != TrialState.PRUNED:
-                self.budget.record(time.monotonic() - submitted)  # a pruned trial says nothing of trial times
+                # a pruned trial says nothing of trial times; a worker's start-up is paid once, not per trial
+                self.budget.record(time.monotonic() - submitted, startup=result.metrics.get(STARTUP_METRIC, 0.0))
             result.trial_number = row.number
             self._record(row, proposal, result)
         return bool(done)

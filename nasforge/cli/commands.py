@@ -104,7 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         wanted += f" within {config.time_budget:g}s"
     print(f"study {config.study!r}: {config.space} space, {config.strategy} strategy, "
           f"{wanted}, objective {config.objective} ({config.direction})", file=sys.stderr)
-    summary = run(config, store, ensemble=schedule)
+    summary = run(config, store, ensemble=schedule, started=getattr(args, "started", None))  # see cli.main.main
     study = store.require_study(config.study)
     space = _space(study.config)
     rows = rows_for(study, store.trials(study.id), space, include_all=False)

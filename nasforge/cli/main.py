@@ -301,8 +301,16 @@ DEFAULT_BENCH_STRATEGIES = ("random", "evolution", "reinforce", "qlearning", "mo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`argv` None: the command line of this process, whose start is when a `--time-budget` starts counting;
+    a list (called from Python): the call is."""
+    import time
+
+    from nasforge.budget import process_started
+
+    started = process_started() if argv is None else time.monotonic()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started
     if not args.command:
         parser.print_help()
         return 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import nasforge
-from nasforge.budget import TimeBudget, check_budget
+from nasforge.budget import TimeBudget, check_budget, process_started
 from nasforge.cli.main import main
 from nasforge.core.errors import ConfigError
 from nasforge.core.types import TrialSpec
@@ -30,6 +30,44 @@ def test_budget_plans_from_measured_trial_times() -> None:
     assert not late.can_start()
     spent = TimeBudget(10.0, start=start - 11.0)
     assert spent.left() < 0 and not spent.can_start()
+    startup = TimeBudget(100.0, start=start, reserve=10.0)
+    startup.record(30.0, startup=20.0)  # a worker's start-up is paid once: the plan expects 10 s trials
+    startup.record(12.0)
+    assert startup.expected_trial() == 11.0
+
+
+def test_a_command_budget_counts_from_the_process_start() -> None:
+    import subprocess
+    import sys
+
+    code = "import time; time.sleep(1.0); from nasforge.budget import process_started; " \
+           "print(time.monotonic() - process_started())"
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 1.0 <= age < 30.0  # the interpreter's own start-up and the sleep are both counted
+    assert process_started() <= time.monotonic()
+
+
+def test_a_budget_spent_before_any_trial_is_one_line_and_exit_2(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    code = main(["search", "--data", "builtin:iris", "--time-budget", "0.02", "--workers", "1", "--study", "iris",
+                 "--storage", storage, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "error: the time budget of 0.02s ended before any trial finished" in err and "--time-budget" in err
+    with pytest.raises(ConfigError, match="ended before any trial finished"):  # the API: a UserError, no study harm
+        nasforge.search("builtin:iris", time_budget=0.02, workers=1, epochs=1, study="api", storage=storage)
+    study = nasforge.search("builtin:iris", trials=1, workers=1, epochs=1, study="api", storage=storage)
+    assert [t.state.value for t in study.trials] == ["complete"]  # the same study resumes with a real budget
+
+
+def test_the_budget_counts_from_the_given_start(tmp_path: Path) -> None:
+    from nasforge.launch import build_config, run
+
+    config = build_config(data="builtin:iris", time_budget=30, workers=1, epochs=1, baseline=False,
+                          storage=f"sqlite:///{tmp_path / 'db.sqlite'}", progress=False)
+    with pytest.raises(ConfigError, match="30s ended before any trial finished"):
+        run(config, started=time.monotonic() - 40.0)  # 40 s ago: the data load and imports were the whole budget
 
 
 @pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf"), "10", True])
