@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tell the strategy results in trial order, asking at most AHEAD (default 4) trials "
                         "ahead: the same --seed gives the same study for any --workers, and after a resume")
     s.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="wall-clock seconds for the whole search: baseline, trials and final ensemble")
+                   help="wall-clock seconds for the whole command, counted from its start: data load, "
+                        "baseline, worker start-up, trials and final ensemble")
     s.add_argument("--no-baseline", dest="baseline", action="store_const", const=False,
                    help="do not fit the gradient-boosting baseline on a table")
     s.add_argument("--final-ensemble", dest="final_ensemble", action="store_const", const=True,
