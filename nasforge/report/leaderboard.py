@@ -17,6 +17,13 @@ def _test_metric(objective: str) -> str:
     return objective.replace("valid_", "test_", 1)
 
 
+def _companions(objective: str) -> list[str]:
+    """Metrics shown beside the objective: R² (validation, test) beside a regression's RMSE."""
+    if objective.endswith("_rmse"):
+        return [objective.removesuffix("_rmse") + "_r2", _test_metric(objective).removesuffix("_rmse") + "_r2"]
+    return []
+
+
 def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, include_all: bool = True
              ) -> list[dict[str, Any]]:
     """Complete trials ranked best first, then (optionally) the others by number."""
@@ -24,7 +31,7 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
                       key=lambda t: (-(t.score or 0.0), t.number))
     others = [t for t in trials if t not in complete] if include_all else []
     test_name = _test_metric(study.objective)
-    extra = goal_columns(study)
+    extra = [n for n in _companions(study.objective) if n not in goal_columns(study)] + goal_columns(study)
     out = []
     for rank, t in enumerate(list(complete) + others, start=1):
         summary = ""

@@ -130,13 +130,20 @@ def test_budgeted_search_stops_in_time_and_reports_the_baseline(tmp_path: Path,
     assert json.loads(capsys.readouterr().out)["baseline"]["model"] == "HistGradientBoostingClassifier"
 
 
-def test_regression_baseline_reports_rmse_and_r2(tmp_path: Path) -> None:
-    study = nasforge.search("builtin:diabetes", trials=1, workers=1, epochs=2, test_fraction=0.2,
-                            storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_regression_baseline_reports_rmse_and_r2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = nasforge.search("builtin:diabetes", trials=1, workers=1, epochs=2, test_fraction=0.2, study="d",
+                            storage=storage)
     baseline = study.info.baseline
     assert baseline is not None and baseline["model"] == "HistGradientBoostingRegressor"
     assert {"valid_rmse", "valid_r2", "test_rmse", "test_r2"} <= set(baseline)
     assert baseline["valid_rmse"] > 0 and baseline["valid_r2"] < 1
+    assert main(["trials", "--study", "d", "--storage", storage]) == 0  # the trials' R² beside their RMSE
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[3:7] == ["valid_rmse", "test_rmse", "valid_r2", "test_r2"]
+    r2 = study.trials[0].metrics["valid_r2"]
+    assert f"{r2:.4f}" in out.splitlines()[1] and "baseline HistGradientBoostingRegressor" in out
 
 
 def test_no_baseline_and_resume_keeps_the_stored_one(tmp_path: Path) -> None:
