@@ -62,7 +62,8 @@ def main() -> None:
     for name in args.variants.split(","):
         if name not in VARIANTS:
             raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
-        method = SMASH(num_candidates=args.candidates, reference_table=args.table, reference_column=args.column,
+        method = SMASH(scale="full", num_candidates=args.candidates, reference_table=args.table,
+                       reference_column=args.column,
                        **VARIANTS[name])
         start = time.perf_counter()
         result = method.search(space, dataset, seed=args.seed, device=torch.device("cpu"),

@@ -193,6 +193,8 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "rank_by": "accuracy (the paper's) or loss (smoother on few rows)",
         "reference_table": "nb201 CSV whose ranking is compared with SMASH's (Spearman)",
         "reference_column": "column of reference_table to compare with",
+        "scale": "preset of epochs, steps, batch_size, num_candidates, valid_batches: cpu (about a minute on "
+                 "2 cores), full, or paper (the authors' code's, for a GPU)",
     },
     ("evaluator", "synthetic"): {
         "sleep": "seconds each trial sleeps",

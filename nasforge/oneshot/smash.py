@@ -499,8 +499,33 @@ class _Data:
     y: torch.Tensor
 
 
+class _FromScale:
+    """An option not given: its value comes from the `scale` preset (`nasforge options smash` shows this)."""
+
+    def __repr__(self) -> str:
+        return "(from scale)"
+
+
+PRESET: Any = _FromScale()
+# `scale` presets. "cpu" fits a 2-core CPU in about a minute on the CIFAR-10 subset with each space at its
+# default size, by ranking a smaller proxy (SPACE_SCALES; bench/results/smash_defaults.md); "paper" is the
+# authors' reference code's scale (100 training epochs of batch 50, 500 random architectures ranked), for a
+# GPU; "full" was the earlier CPU default.
+SCALES: dict[str, dict[str, Any]] = {
+    "cpu": {"epochs": 4, "steps": 40, "batch_size": 64, "num_candidates": 60, "valid_batches": 2, "depth": None},
+    "full": {"epochs": 10, "steps": None, "batch_size": 64, "num_candidates": 300, "valid_batches": 4, "depth": None},
+    "paper": {"epochs": 100, "steps": None, "batch_size": 50, "num_candidates": 500, "valid_batches": 4,
+              "depth": None},
+}
+# A space's own values within a preset, where the space's cost per step differs (measured, as above).
+SPACE_SCALES: dict[tuple[str, str], dict[str, Any]] = {
+    ("cpu", "nb201"): {"depth": 1, "epochs": 20},
+    ("cpu", "darts"): {"depth": 3, "epochs": 3, "num_candidates": 40},
+}
+
+
 class SMASH:
-    """SMASH search; options are JSON keyword arguments (defaults sized for a CPU).
+    """SMASH search; options are JSON keyword arguments (defaults sized for a CPU by `scale`).
 
     `epochs` x `steps` training steps (`steps` None: one pass over the training split per epoch), each on
     a fresh random architecture; then `num_candidates` distinct architectures ranked by accuracy with
@@ -510,17 +535,29 @@ class SMASH:
     position's encoding. `rank_by`: "accuracy" (the paper's validation error) or
     "loss" (smoother on a few hundred rows). With `reference_table` (a CSV with `arch_str` and
     `reference_column`, nb201 only) the ranking's Spearman correlation with the table is reported.
+    `scale` ("cpu", "full" or "paper") picks the defaults of `epochs`, `steps`, `batch_size`, `num_candidates`
+    and `valid_batches` (SCALES); an option given explicitly always wins.
     """
 
     name = "smash"
 
-    def __init__(self, epochs: int = 10, steps: int | None = None, batch_size: int = 64,
+    def __init__(self, epochs: int = PRESET, steps: int | None = PRESET, batch_size: int = PRESET,
                  learning_rate: float = 1e-3, weight_decay: float = 0.0, grad_clip: float = 5.0,
-                 num_candidates: int = 300, valid_batches: int = 4, valid_batch_size: int = 128,
-                 channels: int | None = None, depth: int | None = None, chunk: int = 8, hidden: int = 256,
+                 num_candidates: int = PRESET, valid_batches: int = PRESET, valid_batch_size: int = 128,
+                 channels: int | None = None, depth: int | None = PRESET, chunk: int = 8, hidden: int = 256,
                  hyper_layers: int = 2, cell_context: bool = False, rank_by: str = "accuracy",
                  reference_table: str | None = None,
-                 reference_column: str = "cifar10_valid") -> None:
+                 reference_column: str = "cifar10_valid", scale: str = "cpu") -> None:
+        if scale not in SCALES:
+            raise ConfigError(f"smash: scale must be one of {', '.join(SCALES)}, got {scale!r}")
+        preset = SCALES[scale]
+        given: dict[str, Any] = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
+                                 "num_candidates": num_candidates, "valid_batches": valid_batches, "depth": depth}
+        self._given = {name for name, value in given.items() if value is not PRESET}
+        chosen = {name: preset[name] if value is PRESET else value for name, value in given.items()}
+        epochs, steps, batch_size = chosen["epochs"], chosen["steps"], chosen["batch_size"]
+        num_candidates, valid_batches, depth = chosen["num_candidates"], chosen["valid_batches"], chosen["depth"]
+        self.scale = scale
         for label, value in (("epochs", epochs), ("batch_size", batch_size), ("num_candidates", num_candidates),
                              ("valid_batches", valid_batches), ("valid_batch_size", valid_batch_size),
                              ("chunk", chunk), ("hidden", hidden), ("hyper_layers", hyper_layers),
@@ -543,11 +580,18 @@ class SMASH:
     def options(self) -> JSONDict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
+    def _scale_for(self, space: Any) -> None:
+        """The preset's values for this space, for every option the user did not give."""
+        for name, value in SPACE_SCALES.get((self.scale, getattr(space, "name", "")), {}).items():
+            if name not in self._given:
+                setattr(self, name, value)
+
     # ---- the method --------------------------------------------------------------------------------------
     def search(self, space: Any, dataset: Dataset, *, seed: int, device: torch.device,
                progress: ProgressFn) -> OneShotResult:
         if dataset.spec.task != CLASSIFICATION:
             raise ConfigError(f"smash: needs an image classification dataset, got task {dataset.spec.task!r}")
+        self._scale_for(space)
         reference = read_reference(self.reference_table, self.reference_column) if self.reference_table else None
         start = time.perf_counter()
         reset_peak_memory(device)

@@ -202,6 +202,37 @@ def test_reference_table_gives_rank_correlation(tmp_path: Path) -> None:
 
 
 # ---- options, spaces, devices -----------------------------------------------------------------------------------
+def test_scale_presets_set_the_defaults_and_explicit_options_win() -> None:
+    import json
+
+    cpu = SMASH()
+    assert cpu.scale == "cpu" and (cpu.epochs, cpu.steps, cpu.num_candidates) == (
+        smash.SCALES["cpu"]["epochs"], smash.SCALES["cpu"]["steps"], smash.SCALES["cpu"]["num_candidates"])
+    paper = SMASH(scale="paper")
+    assert (paper.epochs, paper.batch_size, paper.num_candidates, paper.steps) == (100, 50, 500, None)
+    mixed = SMASH(scale="paper", epochs=3, steps=None)
+    assert mixed.epochs == 3 and mixed.steps is None and mixed.num_candidates == 500
+    assert json.loads(json.dumps(mixed.options()))["scale"] == "paper"
+    with pytest.raises(ConfigError, match="scale"):
+        SMASH(scale="gpu")
+
+
+def test_cpu_scale_takes_each_space_s_own_values_unless_given() -> None:
+    """nb201 and darts cost very different times per step, so "cpu" sizes each for about a minute."""
+    from nasforge.spaces.nb201 import NB201Space
+
+    preset = SMASH()
+    preset._scale_for(NB201Space())
+    assert (preset.depth, preset.epochs) == (smash.SPACE_SCALES[("cpu", "nb201")]["depth"],
+                                             smash.SPACE_SCALES[("cpu", "nb201")]["epochs"])
+    given = SMASH(depth=None, epochs=2)
+    given._scale_for(NB201Space())
+    assert (given.depth, given.epochs) == (None, 2)
+    paper = SMASH(scale="paper")
+    paper._scale_for(NB201Space())
+    assert paper.depth is None and paper.epochs == 100
+
+
 def test_bad_options_and_unsupported_spaces_are_config_errors() -> None:
     with pytest.raises(ConfigError):
         SMASH(epochs=0)
