@@ -154,11 +154,16 @@ class TokenSpace:
         return {"space": self.name, "tokens": list(arch.tokens), "description": self.describe(arch)}
 
     def from_json(self, data: JSONDict) -> Architecture:
+        """Tokens when present; otherwise, for a space with a readable form (a `parse(description)`
+        method), the `describe()` form, bare or under "description"."""
         if data.get("space", self.name) != self.name:
             raise InvalidArchitecture(f"architecture is for space {data.get('space')!r}, not {self.name!r}")
-        if "tokens" not in data:
+        if "tokens" in data:
+            return self.assemble(data["tokens"])
+        parse = getattr(self, "parse", None)
+        if parse is None:
             raise InvalidArchitecture(f"{self.name}: architecture JSON has no 'tokens'")
-        return self.assemble(data["tokens"])
+        return parse(data.get("description", data))
 
     def config(self) -> JSONDict:
         return {}

@@ -145,14 +145,6 @@ class ChainCNNSpace(TokenSpace):
             parts.append(f"L{i}({src}):{text}")
         return " ".join(parts)
 
-    def from_json(self, data: JSONDict) -> Architecture:
-        """Tokens when present, else the `describe()` form (bare or under "description")."""
-        if data.get("space", self.name) != self.name:
-            raise InvalidArchitecture(f"architecture is for space {data.get('space')!r}, not {self.name!r}")
-        if "tokens" in data:
-            return self.assemble(data["tokens"])
-        return self.parse(data.get("description", data))
-
     def parse(self, description: JSONDict) -> Architecture:
         layers = description.get("layers")
         low = self.min_layers if self.min_layers is not None and self.has_depth else self.num_layers

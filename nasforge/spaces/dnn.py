@@ -240,14 +240,6 @@ class DNNSpace(TokenSpace):
         return f"{'|'.join(style)} {' '.join(train)}: {inputs}{' > '.join(self.block_names(arch))}"
 
     # ---- JSON ------------------------------------------------------------------------
-    def from_json(self, data: JSONDict) -> Architecture:
-        """Tokens when present; otherwise the `describe()` form, bare or under "description"."""
-        if data.get("space", self.name) != self.name:
-            raise InvalidArchitecture(f"architecture is for space {data.get('space')!r}, not {self.name!r}")
-        if "tokens" in data:
-            return self.assemble(data["tokens"])
-        return self.parse(data.get("description", data))
-
     def parse(self, description: JSONDict) -> Architecture:
         """Tokens from a readable description; missing hyper-parameters take their (or the fixed) default."""
         if "blocks" not in description:

@@ -143,14 +143,6 @@ class CellSpace(TokenSpace):
         return " | ".join(cells)
 
     # ---- JSON ------------------------------------------------------------------------
-    def from_json(self, data: JSONDict) -> Architecture:
-        """Tokens when present, else the `describe()` form (bare or under "description")."""
-        if data.get("space", self.name) != self.name:
-            raise InvalidArchitecture(f"architecture is for space {data.get('space')!r}, not {self.name!r}")
-        if "tokens" in data:
-            return self.assemble(data["tokens"])
-        return self.parse(data.get("description", data))
-
     def parse(self, description: JSONDict) -> Architecture:
         tokens: list[int] = []
         for cell in CELLS:

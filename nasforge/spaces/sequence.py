@@ -170,14 +170,6 @@ class SequenceSpace(TokenSpace):
                 f"> {hp['pooling']} pool")
 
     # ---- JSON ------------------------------------------------------------------------
-    def from_json(self, data: JSONDict) -> Architecture:
-        """Tokens when present; otherwise the `describe()` form, bare or under "description"."""
-        if data.get("space", self.name) != self.name:
-            raise InvalidArchitecture(f"architecture is for space {data.get('space')!r}, not {self.name!r}")
-        if "tokens" in data:
-            return self.assemble(data["tokens"])
-        return self.parse(data.get("description", data))
-
     def parse(self, description: JSONDict) -> Architecture:
         if "blocks" not in description:
             raise InvalidArchitecture("sequence: architecture JSON has neither 'tokens' nor 'blocks'")
