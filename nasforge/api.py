@@ -188,8 +188,9 @@ class Study:
                  trials: list[int] | None = None) -> TrialRecord:
         """Store an ensemble of the best searched trials as a trial and return it (an identical one is reused).
 
-        `method`: average (best `size`), weighted (fitted weights over the best `size`) or greedy (Caruana's
-        selection with replacement, `size` steps over the best `pool`); `combine`: probabilities or logits.
+        `size` distinct members for every `method`: average (the best `size`), weighted (fitted weights over the
+        best `size`) or greedy (Caruana's selection with replacement of `size` members among the best `pool`);
+        `combine`: probabilities or logits. One below its best member on validation has `info.worse_than_member`.
         """
         from nasforge.ensemble.build import make_ensemble
         from nasforge.ensemble.members import StudyMembers

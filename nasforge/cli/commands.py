@@ -473,8 +473,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     print(f"{'stored' if created else 'already stored as'} trial {row.number}: members {row.info['members']}, "
           f"weights {row.info['weights']}, {metric}={row.metrics.get(metric)}")
     if row.info.get("worse_than_member") is not None:
-        print(f"note: this ensemble is worse on validation than its member trial {row.info['worse_than_member']} "
-              f"alone; it is stored but not ranked first")
+        print(f"note: this ensemble is worse on validation than its member #{row.info['worse_than_member']} "
+              f"alone; it is stored, but ranked below that member")
     return 0
 
 

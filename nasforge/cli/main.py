@@ -229,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(en)
     en.add_argument("--method", choices=["average", "weighted", "greedy"], default="greedy",
                     help="average (best --size), weighted (fitted weights over the best --size) or greedy "
-                         "(Caruana selection with replacement, --size steps over the best --pool; default)")
-    en.add_argument("--size", type=int, default=5, help="members (average, weighted) or greedy steps (default 5)")
+                         "(Caruana selection with replacement of --size members among the best --pool; default)")
+    en.add_argument("--size", type=int, default=5,
+                    help="distinct members, for every method (default 5; at least 2, at most the candidates)")
     en.add_argument("--pool", type=int, default=10, help="candidates: the best N searched trials (default 10)")
     en.add_argument("--combine", choices=["probabilities", "logits"], default="probabilities",
                     help="average class probabilities (default) or logits")

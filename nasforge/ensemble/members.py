@@ -21,7 +21,16 @@ import numpy as np
 from nasforge.core.errors import ConfigError, UserError
 from nasforge.core.types import JSONDict, Result, TrialState, canonical_json
 from nasforge.data.base import CLASSIFICATION, REGRESSION, Dataset
-from nasforge.ensemble.combine import PROBABILITIES, check_combine, combined, member_terms, normalise, scores
+from nasforge.ensemble.combine import (
+    PROBABILITIES,
+    check_combine,
+    combined,
+    finish,
+    member_terms,
+    normalise,
+    rank,
+    scores,
+)
 from nasforge.storage.sql import NewTrial, Store, StudyInfo, TrialRow
 
 PREDICTIONS_NAME = "predictions.npz"
@@ -34,6 +43,36 @@ MANIFEST_FORMAT = 1
 def kind_of(row: TrialRow) -> str:
     """'ensemble', 'distillation' or 'search' (a trial the search strategy proposed)."""
     return str(row.info.get("kind") or "search")
+
+
+def standing(metrics: JSONDict, task: str, objective: str, direction: str) -> tuple[float, ...]:
+    """Higher is better on validation: the study's objective first (as trials are ranked), then accuracy and
+    log-loss (RMSE and R² for regression), so that a tie on the objective goes to the better fit."""
+    value = metrics.get(objective)
+    head = () if value is None else (float(value) if direction == "maximize" else -float(value),)
+    try:
+        return head + rank(dict(metrics), task)
+    except KeyError:
+        return head
+
+
+def worse_than_best_member(members: Any, picked: Sequence[Any], metrics: JSONDict, combine: str) -> JSONDict:
+    """{"worse_than_member": N} when member N alone stands above the ensemble on validation (`standing`):
+    such an ensemble is stored, flagged, and ranks below N (its score is at most N's; ties go to the lower
+    trial number, and members are always older than their ensemble)."""
+    info = getattr(members, "info", None)
+    objective = getattr(info, "objective", "valid_accuracy")
+    direction = getattr(info, "direction", "maximize")
+    best_number, best_standing = None, None
+    for r in {r.number: r for r in picked}.values():
+        single = scores(finish(members.terms(r, combine), members.task, combine), members.y_valid, members.task,
+                        "valid")
+        value = standing(single, members.task, objective, direction)
+        if best_standing is None or value > best_standing:
+            best_number, best_standing = r.number, value
+    if best_standing is not None and standing(metrics, members.task, objective, direction) < best_standing:
+        return {"worse_than_member": best_number}
+    return {}
 
 
 def ensemble_key(members: Sequence[int], weights: Sequence[float], combine: str) -> str:
@@ -187,7 +226,8 @@ class StudyMembers:
 
     def add_ensemble(self, members: Sequence[TrialRow], weights: Sequence[float], combine: str = PROBABILITIES,
                      method: str = "average", extra: JSONDict | None = None) -> tuple[TrialRow, bool]:
-        """Store an ensemble trial (or find the identical stored one); returns (row, created)."""
+        """Store an ensemble trial (or find the identical stored one); returns (row, created). Every way of
+        making one comes through here, so each is checked against its best member (`worse_than_best_member`)."""
         start = time.perf_counter()
         check_combine(combine)
         merged: dict[int, float] = {}
@@ -218,7 +258,7 @@ class StudyMembers:
         parts = [f"{'' if abs(w * len(rows) - 1) < 1e-4 else f'{w:.2f}*'}#{n}" for n, w in zip(numbers, final)]
         description = f"ensemble {method}/{combine}: " + " + ".join(parts)
         info: JSONDict = {"kind": ENSEMBLE, "members": numbers, "weights": final, "combine": combine,
-                          "method": method, **(extra or {})}
+                          "method": method, **worse_than_best_member(self, rows, metrics, combine), **(extra or {})}
         arch: JSONDict = {"kind": ENSEMBLE, "description": description}
         checkpoints = [str(Path(r.checkpoint or "").resolve()) for r in rows]
         manifest = {"format": MANIFEST_FORMAT, "kind": ENSEMBLE, "members": numbers, "weights": final,

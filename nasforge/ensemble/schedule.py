@@ -7,9 +7,9 @@ count. Each step is decided from what the store holds, so a killed scheduled sea
 - `nonadaptive`: search `pool` trials (default 80% of the budget); every later trial is an ensemble of
   `width` members drawn from the best `candidates` searched trials: the first draw is the best `width`,
   later draws are seeded random subsets (an already stored ensemble is never repeated).
-- `adaptive`: rounds of `every` searched trials; after each round the ensemble grows by the one new trial
-  that improves it most on validation (the first round picks two), earlier members frozen; at most
-  `width` members, after which the rest of the budget is searched.
+- `adaptive`: rounds of `every` searched trials; after each round the best trial so far on validation (its
+  prior: a searched model or an ensemble, as in Model Search) grows by the round's trial that improves it
+  most; a prior with `width` members swaps its least useful member for it (nasforge.ensemble.adaptive).
 - `intermixed`: every `every`-th trial is an ensembling trial over the best `candidates` searched so far.
 
 Members are combined with `method` (average, weighted, greedy: see nasforge.ensemble.selection) over
@@ -30,7 +30,7 @@ from nasforge.config import SearchConfig
 from nasforge.core.errors import ConfigError
 from nasforge.core.protocols import Backend
 from nasforge.core.types import JSONDict, TrialState
-from nasforge.ensemble.combine import COMBINES, PROBABILITIES, rank
+from nasforge.ensemble.combine import COMBINES, PROBABILITIES
 from nasforge.ensemble.members import ENSEMBLE, StudyMembers, kind_of
 from nasforge.ensemble.selection import METHODS, select
 from nasforge.storage.sql import Store, TrialRow
@@ -125,7 +125,7 @@ def next_step(schedule: Schedule, members: StudyMembers, rows: list[TrialRow], t
             return Step(target=finished + pool - searched)
         best = members.searched(rows)[: schedule.candidates]
         width = min(schedule.width, len(best))
-        if width < 1:
+        if width < 2:
             return Step(target=finished + 1)
         start = len(_schedule_ensembles(rows, "nonadaptive"))
         for draw in range(start, start + MAX_DRAWS):
@@ -141,36 +141,15 @@ def next_step(schedule: Schedule, members: StudyMembers, rows: list[TrialRow], t
                             weights=_weights(members, chosen, schedule, width))
         return Step(target=finished + 1)  # every draw is stored already: search instead
     if schedule.name == "adaptive":
-        made = _schedule_ensembles(rows, "adaptive")
-        last = max(made, key=lambda r: r.number) if made else None
-        current = [members.row(int(m)) for m in last.info["members"]] if last is not None else []
-        if len(current) >= schedule.width:
-            return Step(target=total)
-        after = last.number if last is not None else -1
-        fresh = [r for r in rows if r.number > after and kind_of(r) == "search" and r.state in FINISHED]
-        if len(fresh) < schedule.every:
-            return Step(target=finished + schedule.every - len(fresh))
-        candidates = members.searched([r for r in fresh])
-        if len(candidates) + len(current) < 2:
-            return Step(target=finished + 1)
-        grown = list(current)
-        for _ in range(1 if current else 2):
-            options = [c for c in candidates if c not in grown]
-            if not options:
-                break
-            grown.append(max(options, key=lambda c: _ensemble_rank(members, [*grown, c], schedule)))
-        if len(grown) < 2:
-            return Step(target=finished + 1)
-        return Step(members=grown, extra={"schedule": "adaptive", "round": len(made) + 1},
-                    weights=_weights(members, grown, schedule, len(grown)) if schedule.method == "weighted"
-                    else [1.0] * len(grown))
+        return _adaptive_step(schedule, members, rows, finished)
     # intermixed: the trial that would finish as number `finished` is an ensembling trial when it is every-th
     if (finished + 1) % schedule.every == 0:
         best = members.searched(rows)[: schedule.candidates]
-        if best and f"slot{finished}" not in skip:
+        size = min(schedule.width, len(best))
+        if size >= 2 and f"slot{finished}" not in skip:
             skip.add(f"slot{finished}")
             return Step(members=best, extra={"schedule": "intermixed"},
-                        weights=_weights(members, best, schedule, schedule.width))
+                        weights=_weights(members, best, schedule, size))
         return Step(target=finished + 1)  # nothing new to ensemble: this slot is searched
     target = finished + 1
     while (target + 1) % schedule.every != 0 and target < total:
@@ -178,12 +157,31 @@ def next_step(schedule: Schedule, members: StudyMembers, rows: list[TrialRow], t
     return Step(target=target)
 
 
-def _ensemble_rank(members: StudyMembers, rows: list[TrialRow], schedule: Schedule) -> tuple[float, float]:
-    from nasforge.ensemble.combine import combined, scores
+def _adaptive_step(schedule: Schedule, members: StudyMembers, rows: list[TrialRow], finished: int) -> Step:
+    """Rounds of `every` searched trials; after each, the best trial so far (a searched model or an ensemble)
+    grows by the trial of the rounds since the last adaptive ensemble that improves it most (see
+    nasforge.ensemble.adaptive). A round that adds nothing folds its trials into the next one."""
+    from nasforge.ensemble.adaptive import best_so_far, grow, prior_members
 
-    terms = [members.terms(r, schedule.combine) for r in rows]
-    pred = combined(terms, [1.0] * len(rows), members.task, schedule.combine)
-    return rank(scores(pred, members.y_valid, members.task, "valid"), members.task)
+    retried = {r.retry_of for r in rows if r.retry_of is not None}
+    searched = [r for r in sorted(rows, key=lambda r: r.number)
+                if kind_of(r) == "search" and r.state in FINISHED and r.number not in retried]
+    made = _schedule_ensembles(rows, "adaptive")
+    done = max((int(r.info.get("round", 0)) for r in made), default=0)
+    round_ = len(searched) // schedule.every
+    if round_ <= done:
+        return Step(target=finished + (done + 1) * schedule.every - len(searched))
+    prior = best_so_far(members, rows)
+    if prior is None:
+        return Step(target=finished + 1)
+    base = prior_members(members, prior)
+    fresh = members.searched(searched[done * schedule.every: round_ * schedule.every])
+    grown = grow(members, base, fresh, schedule.width, schedule.combine)
+    if len(grown) < 2 or {r.number for r in grown} == {r.number for r in base}:
+        return Step(target=finished + 1)  # nothing of these rounds helps: search on, they join the next round
+    weights = [1.0] * len(grown) if schedule.method == "average" else _weights(members, grown, schedule, len(grown))
+    return Step(members=grown, weights=weights,
+                extra={"schedule": "adaptive", "round": round_, "prior": prior.number})
 
 
 class _KeepOpen:

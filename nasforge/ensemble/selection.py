@@ -2,7 +2,8 @@
 Caruana et al. (2004) greedy forward selection with replacement.
 
 Inputs are member terms (`combine.member_terms`) on the validation split, one (rows, k) array per
-candidate; outputs are weights per candidate (zeros for candidates left out).
+candidate; outputs are weights per candidate (zeros for candidates left out). `select` is what
+`nasforge ensemble --size K` uses: every method returns exactly K distinct members.
 """
 
 from __future__ import annotations
@@ -79,9 +80,51 @@ def greedy(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str, 
     return Selection([c / n for c in best[0]], best[2], history)
 
 
+def greedy_members(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str, size: int) -> Selection:
+    """Caruana's selection with replacement that ends with exactly `size` distinct members.
+
+    `2 * size` steps; each adds the candidate that makes the running average best on validation, where a
+    step may re-add a member (weighting it up) only while enough steps are left to reach `size` distinct
+    members, and never adds a new one once there are `size`. The best ensemble of the sequence among
+    those with `size` distinct members is returned (the first on ties). Ties between candidates go to the
+    lower index.
+    """
+    if size < 1 or size > len(terms):
+        raise ConfigError(f"greedy selection of {size} members needs at least {size} candidates, got {len(terms)}")
+    steps = 2 * size
+    counts = [0] * len(terms)
+    total = np.zeros_like(terms[0])
+    history: list[tuple[list[int], tuple[float, float]]] = []
+    best: tuple[list[int], tuple[float, float], dict[str, float]] | None = None
+    for step in range(1, steps + 1):
+        distinct = sum(1 for c in counts if c)
+        room = steps - step + 1 > size - distinct  # a re-add still leaves steps to reach `size` members
+        step_best: tuple[int, tuple[float, float], dict[str, float]] | None = None
+        for i, t in enumerate(terms):
+            if (counts[i] and (not room or distinct == 1)) or (not counts[i] and distinct == size):
+                continue  # see the docstring; re-adding a lone member would change nothing
+            metrics = scores(finish((total + t) / step, task, combine), y, task, "valid")
+            r = rank(metrics, task)
+            if step_best is None or r > step_best[1]:
+                step_best = (i, r, metrics)
+        if step_best is None:
+            break  # one member asked for: nothing more to add
+        i, r, metrics = step_best
+        total = total + terms[i]
+        counts[i] += 1
+        history.append((list(counts), r))
+        if sum(1 for c in counts if c) == size and (best is None or r > best[1]):
+            best = (list(counts), r, metrics)
+    assert best is not None
+    n = sum(best[0])
+    return Selection([c / n for c in best[0]], best[2], history)
+
+
 def fit_weights(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str,
-                iterations: int = 100) -> list[float]:
-    """Weights on the simplex (a softmax of free parameters) minimising validation NLL (or MSE), by L-BFGS."""
+                iterations: int = 100, floor: float | None = None) -> list[float]:
+    """Weights on the simplex (a softmax of free parameters) minimising validation NLL (or MSE), by L-BFGS.
+    Without `floor`, members with negligible weight are left out; with it, every weight is at least `floor`
+    (before renormalising), so every member stays a member."""
     stack = torch.as_tensor(np.stack([np.asarray(t, dtype=np.float64) for t in terms]))
     target = torch.as_tensor(np.asarray(y))
     raw = torch.zeros(len(terms), dtype=torch.float64, requires_grad=True)
@@ -101,8 +144,11 @@ def fit_weights(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: 
 
     opt.step(loss_fn)  # type: ignore[no-untyped-call]
     w = torch.softmax(raw.detach(), dim=0).numpy()
-    w = np.where(w < 1e-4, 0.0, w)  # members with negligible weight are left out
+    w = np.where(w < 1e-4, 0.0, w) if floor is None else np.maximum(w, floor)
     return [float(x) for x in w / w.sum()]
+
+
+MIN_WEIGHT = 1e-3  # a fitted weight below this is raised to it, so `--size K` keeps K members
 
 
 def weighted(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str) -> Selection:
@@ -120,17 +166,34 @@ def weighted(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str
     return best
 
 
+def weighted_members(terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str) -> Selection:
+    """Fitted weights over every candidate given (none left out), or equal weights where those score
+    better on validation (accuracy first, then loss)."""
+    n = len(terms)
+    best: Selection | None = None
+    for w in (fit_weights(terms, y, task, combine, floor=MIN_WEIGHT), [1.0 / n] * n):
+        sel = Selection(w, _evaluate(terms, w, y, task, combine))
+        if best is None or rank(sel.metrics, task) > rank(best.metrics, task):
+            best = sel
+    assert best is not None
+    return best
+
+
 def select(method: str, terms: Sequence[np.ndarray], y: np.ndarray, task: str, combine: str,
            size: int) -> Selection:
-    """`average` and `weighted` use the first `size` candidates (callers order them best first);
-    `greedy` takes `size` selection steps over all of them."""
+    """Exactly `size` distinct members: `average` and `weighted` take the first `size` candidates (callers
+    order them best first), `greedy` picks `size` of all of them (`greedy_members`). Fewer candidates than
+    `size` is an error that says so; whether the result beats its best member is the caller's check."""
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if size < 1:
         raise ConfigError(f"--size must be a positive number (got {size})")
+    if size > len(terms):
+        raise ConfigError(f"--size {size} needs at least {size} candidate trials, only {len(terms)} available")
     if method == "greedy":
-        return greedy(terms, y, task, combine, size)
-    k = min(size, len(terms))
-    sel = average(terms[:k], y, task, combine) if method == "average" else weighted(terms[:k], y, task, combine)
+        return greedy_members(terms, y, task, combine, size)
+    k = size
+    sel = average(terms[:k], y, task, combine) if method == "average" else weighted_members(terms[:k], y, task,
+                                                                                            combine)
     sel.weights = sel.weights + [0.0] * (len(terms) - k)
     return sel

@@ -35,14 +35,21 @@ def test_nonadaptive_pool_then_draws_from_the_best(tmp_path: Path) -> None:
     assert first.info["schedule"] == "nonadaptive"
 
 
-def test_adaptive_grows_by_one_new_member_per_round(tmp_path: Path) -> None:
+def test_adaptive_grows_the_best_so_far_by_one_new_member_per_round(tmp_path: Path) -> None:
     study = _search(tmp_path, "adaptive", 8, {"every": 2, "width": 3})
     assert _kinds(study) == ["search", "search", "ensemble", "search", "search", "ensemble", "search", "search"]
     first, second = study.trials[2], study.trials[5]
     assert first.info["members"] == [0, 1]
-    assert set(first.info["members"]) < set(second.info["members"])  # earlier members stay
-    (new,) = set(second.info["members"]) - set(first.info["members"])
+    # the prior of round 2 is the best trial of 0-4 on validation (Model Search), not the last ensemble:
+    # here trial 4 alone beats the first ensemble, whose weak member 0 (valid 0.33) is dropped
+    earlier = [t for t in study.trials[:5] if t.score is not None]
+    prior = max(earlier, key=lambda t: (t.score or 0.0, -t.metrics["valid_loss"], -t.number))
+    assert second.info["prior"] == prior.number
+    base = set(prior.info["members"]) if kind_of(prior) == "ensemble" else {prior.number}
+    assert base < set(second.info["members"])
+    (new,) = set(second.info["members"]) - base
     assert new in (3, 4)  # a member searched in this round
+    assert 0 not in second.info["members"]
 
 
 def test_intermixed_every_nth_trial_ensembles(tmp_path: Path) -> None:
