@@ -73,6 +73,7 @@ def build_config(
     test_fraction: float = 0.0,
     table: str | None = None,
     dataset: str | None = None,
+    data_options: dict[str, Any] | None = None,
     space_options: dict[str, Any] | None = None,
     strategy_options: dict[str, Any] | None = None,
     evaluator_options: dict[str, Any] | None = None,
@@ -173,9 +174,11 @@ def build_config(
                 raise ConfigError("--data is required: a CSV/TSV file (optionally .gz) or builtin:NAME")
             from nasforge.data.loader import data_config, load_dataset
 
-            dconf = data_config(data, label=label, task=task, header=header, sep=sep, valid_file=valid_file,
-                                valid_fraction=valid_fraction, test_file=test_file, test_fraction=test_fraction,
-                                seed=seed, as_images=_builtin_images(data, space))
+            flags = {"label": label, "task": task, "header": header, "sep": sep, "valid_file": valid_file,
+                     "valid_fraction": valid_fraction, "test_file": test_file, "test_fraction": test_fraction,
+                     "seed": seed, "as_images": _builtin_images(data, space)}
+            extra = _data_options(data_options, flags)
+            dconf = data_config(data, **flags, **extra)
             dataset_obj = load_dataset(dconf)
         ev_config = {"data": dconf}
         for key, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size),
@@ -260,6 +263,17 @@ def _provider_data(provider: Any, data: str | None, study: str | None, space: st
 
     dconf, dataset = provider_config(provider, folder_of)
     return (names[-1] if names else label), dconf, dataset
+
+
+def _data_options(options: dict[str, Any] | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """`--data-option` values (e.g. format=sequence, step_labels=true); those with a flag of their own are refused."""
+    extra = dict(options or {})
+    if not all(isinstance(key, str) for key in extra):
+        raise ConfigError(f"data options must be named, got {sorted(map(str, extra))}")
+    taken = sorted(key for key in extra if key in flags)
+    if taken:
+        raise ConfigError(f"--data-option {taken[0]}=...: use its own flag (--{taken[0].replace('_', '-')})")
+    return extra
 
 
 def _builtin_images(data: str, space: str) -> bool | None:

@@ -42,6 +42,7 @@ class Predictor:
         self.preprocessor = (TabularPreprocessor.from_json(raw) if raw and self.images is None
                              and self.sequences is None else None)
         self.class_names: tuple[str, ...] = tuple(payload["data_spec"].get("class_names") or ())
+        self.per_step = bool(payload["data_spec"].get("per_step", False))  # one label per step
 
     # ---- inputs --------------------------------------------------------------------------
     def read(self, path: str | Path) -> Any:
@@ -55,7 +56,7 @@ class Predictor:
         from nasforge.data.csv import read_features_frame
 
         if self.sequences is not None:
-            return read_sequence_batch(path)
+            return read_sequence_batch(path, step_labels=self.per_step)
         if is_builtin(path):
             return ImageBatch(*builtin_images(str(path))) if self.images is not None else builtin_frame(str(path))[0]
         if self.images is not None:
@@ -127,6 +128,10 @@ class Predictor:
         return predict_arrays(self.model, self.features(data), self.task)
 
     def predict(self, data: Any) -> np.ndarray:
+        """Class values per case (or values); a per-step model gives one per real step, cases in order (the
+        `prediction` column of `prediction_frame`)."""
+        if self.per_step:
+            return self.prediction_frame(data)["prediction"].to_numpy()
         out = self.predict_raw(data)
         if self.task != CLASSIFICATION:
             return out
@@ -137,9 +142,28 @@ class Predictor:
             return class_values(self.class_names)[indices]
         return indices
 
-    def prediction_frame(self, data: Any, proba: bool = False) -> pd.DataFrame:
-        from nasforge.export.runtime import prediction_frame
+    def _step_accuracy(self, data: Any, index: dict[str, int]) -> float:
+        """Accuracy over the real steps of per-step labelled cases (an .npz with y (cases, steps), a long CSV)."""
+        from nasforge.evaluators.metrics import accuracy
 
+        assert self.sequences is not None
+        if not isinstance(data, SequenceBatch) or data.step_labels is None:
+            raise DataError("--evaluate on a per-step model needs one label per step (an .npz with y of shape "
+                            "(cases, steps), or a long CSV with a label on every row)")
+        unknown = sorted({str(v) for s in data.step_labels for v in s} - set(index))
+        if unknown:
+            raise DataError(f"--evaluate: class(es) {', '.join(unknown[:5])} are not classes of this model")
+        y = self.sequences.transform_labels(data.step_labels, index)
+        return accuracy(y, self.predict_raw(data))
+
+    def prediction_frame(self, data: Any, proba: bool = False) -> pd.DataFrame:
+        from nasforge.export.runtime import prediction_frame, step_prediction_frame
+
+        if self.per_step:  # long rows: case, step, prediction, real steps only
+            if isinstance(data, (str, Path)):
+                data = self.read(data)
+            cases = data.cases if isinstance(data, SequenceBatch) else list(data)
+            return step_prediction_frame(self.predict_raw(cases), [len(c) for c in cases], self.class_names, proba)  # type: ignore[no-any-return]
         frame: pd.DataFrame = prediction_frame(self.predict_raw(data), self.task, self.class_names, proba)
         return frame
 
@@ -150,9 +174,11 @@ class Predictor:
         if isinstance(data, (str, Path)):
             data = self.read(data)
         if self.sequences is not None:
+            index = {name: i for i, name in enumerate(self.sequences.class_names)}
+            if self.per_step:
+                return {"accuracy": self._step_accuracy(data, index)}
             if not isinstance(data, SequenceBatch) or data.labels is None:
                 raise DataError("--evaluate on a sequence model needs labelled cases (a .ts or .npz with labels)")
-            index = {name: i for i, name in enumerate(self.sequences.class_names)}
             unknown = sorted(set(data.labels) - set(index))
             if unknown:
                 raise DataError(f"--evaluate: class(es) {', '.join(unknown[:5])} are not classes of this model")

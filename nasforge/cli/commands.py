@@ -43,7 +43,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: expected a mapping of option names to values")
     out = {}
     allowed = set(SEARCH_KEYS) | {"space_options", "strategy_options", "evaluator_options", "constraints",
-                                  "latency_options"}
+                                  "latency_options", "data_options"}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         if name not in allowed:
@@ -61,6 +61,10 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             options[key] = value
+    data_options = dict(options.pop("data_options", None) or {})
+    data_options.update(dict(getattr(args, "data_option", None) or []))
+    if data_options:
+        options["data_options"] = data_options
     space_options = dict(options.pop("space_options", None) or {})
     space_options.update(dict(args.space_option))
     strategy_options = dict(options.pop("strategy_options", None) or {})

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run or resume a search")
     s.add_argument("--config", help="YAML or TOML file with the same keys as these flags")
     s.add_argument("--data", help="CSV/TSV file (optionally .gz) or builtin:NAME "
-                                  "(digits, breast_cancer, wine, iris, diabetes)")
+                                  "(digits, breast_cancer, wine, iris, diabetes; sequences: cbf)")
     s.add_argument("--label", help="label column: name or index (default: last column)")
     s.add_argument("--task", choices=["classification", "regression"], help="override the inferred task")
     s.add_argument("--header", dest="header", action="store_const", const=True, help="the file has a header row")
@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="training batch size (default 128)")
     s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 5)")
     s.add_argument("--device", help="cpu (default), cuda or auto")
+    s.add_argument("--data-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
+                   help="a data option, e.g. format=sequence or step_labels=true (repeat the flag; VALUE is YAML)")
     s.add_argument("--space-option", action="append", type=_kv, metavar="KEY=VALUE", default=[],
                    help="a space option, e.g. max_depth=3 (repeat the flag; VALUE is YAML); "
                         "`nasforge options SPACE` lists them with their defaults")

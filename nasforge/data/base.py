@@ -28,6 +28,12 @@ class DataSpec:
     # Per feature of a table: "numeric" (a standardised number), "indicator" (its missing flag) or
     # "category:<column>" (one one-hot slot of that column). Empty: every feature is a plain number.
     feature_kinds: tuple[str, ...] = ()
+    # Sequence labelling (one class per step): y is (cases, steps) with PAD_LABEL on padded steps, and the
+    # network answers (batch, steps, classes); losses and accuracy count real steps only.
+    per_step: bool = False
+
+
+PAD_LABEL = -100  # torch's cross-entropy ignore_index: a padded step's label, left out of loss and accuracy
 
 
 @dataclass

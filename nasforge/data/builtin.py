@@ -2,6 +2,8 @@
 
 They go through the same LabelEncoder, split and TabularPreprocessor as a CSV file, so a model
 found on `builtin:iris` predicts on `write_csv("iris", ...)`'s file exactly as on the original.
+Sequence builtins (`builtin:cbf`, data/builtin_sequences.py) are generated and go through the
+sequence provider's split and preprocessor instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import pandas as pd
 
 from nasforge.core.errors import ConfigError, DataError
 from nasforge.data.base import CLASSIFICATION, REGRESSION, Dataset
+from nasforge.data.builtin_sequences import SEQUENCE_BUILTINS
+from nasforge.data.sequence_files import RawSequences
 from nasforge.data.tabular import LabelEncoder, check_split_options, make_dataset, split_indices
 
 PREFIX = "builtin:"
@@ -33,14 +37,14 @@ IMAGE_BUILTINS: dict[str, tuple[str, float]] = {"digits": ("load_digits", 16.0)}
 
 
 def available() -> list[str]:
-    return sorted(BUILTINS)
+    return sorted([*BUILTINS, *SEQUENCE_BUILTINS])
 
 
 def builtin_name(name: str) -> str:
     """`iris` or `builtin:iris` -> `iris`; an unknown name is a DataError listing the known ones."""
     bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
     bare = bare.strip().lower().replace("-", "_")
-    if bare not in BUILTINS:
+    if bare not in BUILTINS and bare not in SEQUENCE_BUILTINS:
         raise DataError(f"unknown builtin dataset {name!r}; available: "
                         f"{', '.join(PREFIX + n for n in available())}")
     return bare
@@ -54,6 +58,8 @@ def builtin_frame(name: str) -> tuple[pd.DataFrame, str]:
     from sklearn import datasets
 
     bare = builtin_name(name)
+    if bare in SEQUENCE_BUILTINS:
+        raise DataError(f"builtin dataset {name!r} is sequences, not a table (search it with --space sequence)")
     loader, task = BUILTINS[bare]
     bunch = getattr(datasets, loader)()
     frame = pd.DataFrame(np.asarray(bunch.data, dtype=np.float64), columns=[str(n) for n in bunch.feature_names])
@@ -68,6 +74,19 @@ def builtin_frame(name: str) -> tuple[pd.DataFrame, str]:
 def is_builtin(data: object) -> bool:
     """True for `builtin:NAME` (not a file path): what `predict` and `search` both accept as data."""
     return isinstance(data, str) and data.startswith(PREFIX)
+
+
+def is_sequence_builtin(data: object) -> bool:
+    return is_builtin(data) and builtin_name(str(data)) in SEQUENCE_BUILTINS
+
+
+def builtin_sequences(name: str) -> RawSequences:
+    """A sequence builtin's cases, (steps, channels) float64 each, and their labels, all of them in order."""
+    bare = builtin_name(name)
+    if bare not in SEQUENCE_BUILTINS:
+        raise DataError(f"builtin dataset {name!r} is not sequences; sequence builtins: "
+                        f"{', '.join(PREFIX + n for n in sorted(SEQUENCE_BUILTINS))}")
+    return SEQUENCE_BUILTINS[bare]()
 
 
 def builtin_images(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +142,12 @@ class BuiltinProvider:
     def load(self) -> Dataset:
         if self.as_images:
             return self._load_images()
+        if self.name in SEQUENCE_BUILTINS:
+            from nasforge.data.sequence import sequence_dataset
+
+            return sequence_dataset(builtin_sequences(self.name), None, source=PREFIX + self.name,
+                                    test_source=PREFIX + self.name, valid_fraction=self.valid_fraction,
+                                    test_fraction=self.test_fraction, seed=self.seed, info=self.config())
         frame, task = builtin_frame(self.name)
         source_name = PREFIX + self.name
         classes: list[str] | None = None

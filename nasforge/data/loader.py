@@ -27,7 +27,8 @@ IDX_OPTIONS = (*_SPLIT_OPTIONS, "class_names", "train_labels", "test_images", "t
 NPZ_OPTIONS = (*_SPLIT_OPTIONS, "class_names")
 FOLDER_OPTIONS = (*_SPLIT_OPTIONS, "size", "channels")
 TEXT_OPTIONS = ("valid_file", "test_file", "valid_fraction", "test_fraction", "bptt", "max_tokens", "max_vocab")
-SEQUENCE_OPTIONS = ("test_file", "valid_fraction", "test_fraction", "seed", "id_column", "time_column", "label", "sep")
+SEQUENCE_OPTIONS = ("test_file", "valid_fraction", "test_fraction", "seed", "id_column", "time_column", "label", "sep",
+                    "step_labels")
 FORMATS = ("csv", "idx", "npz", "images", "text", "sequence")
 Provider = (CSVProvider | BuiltinProvider | IDXProvider | NPZProvider | ImageFolderProvider | TextProvider
             | SequenceProvider)

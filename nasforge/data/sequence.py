@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.core.errors import ConfigError, DataError
-from nasforge.data.base import CLASSIFICATION, Dataset, DataSpec, Split
+from nasforge.data.base import CLASSIFICATION, PAD_LABEL, Dataset, DataSpec, Split
 from nasforge.data.sequence_files import RawSequences, read_sequences
 from nasforge.data.tabular import check_split_options, split_indices
 
@@ -63,6 +63,14 @@ class SequencePreprocessor:
             out[i, : len(case), self.channels] = 1.0
         return out
 
+    def transform_labels(self, step_labels: Sequence[np.ndarray], index: Mapping[str, int]) -> np.ndarray:
+        """Per-step label texts -> (cases, length) int64 class indices, PAD_LABEL on padding; cut like `transform`."""
+        out = np.full((len(step_labels), self.length), PAD_LABEL, dtype=np.int64)
+        for i, labels in enumerate(step_labels):
+            kept = list(labels)[-self.length:]
+            out[i, : len(kept)] = [index[v] for v in kept]
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "length": self.length, "class_names": list(self.class_names)}
@@ -85,8 +93,10 @@ class SequenceProvider:
 
     def __init__(self, path: str | os.PathLike[str], *, test_file: str | None = None, valid_fraction: float = 0.2,
                  test_fraction: float = 0.0, seed: int = 0, id_column: str = "id", time_column: str | None = None,
-                 label: str = "label", sep: str | None = None) -> None:
+                 label: str = "label", sep: str | None = None, step_labels: bool = False) -> None:
         check_split_options(valid_fraction, test_fraction, seed)
+        if not isinstance(step_labels, bool):
+            raise ConfigError(f"step_labels must be true or false, got {step_labels!r}")
         self.path = os.path.abspath(os.fspath(path))
         if not os.path.isfile(self.path):
             raise DataError(f"{path}: file not found")
@@ -102,15 +112,23 @@ class SequenceProvider:
         self.time_column = None if time_column is None else _check_text(time_column, "time_column")
         self.label = _check_text(label, "label")
         self.sep = sep
+        self.step_labels = step_labels
+        for file in (self.path, self.test_file):
+            if step_labels and file and file.lower().endswith(".ts"):
+                raise ConfigError(f"{file}: a .ts file carries one label per case; per-step labels "
+                                  "(step_labels=true) need an .npz with y of shape (cases, steps) or a long CSV")
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "sequence", "path": self.path, "test_file": self.test_file,
+        config: dict[str, Any] = {"kind": "sequence", "path": self.path, "test_file": self.test_file,
                 "valid_fraction": self.valid_fraction, "test_fraction": self.test_fraction, "seed": self.seed,
                 "id_column": self.id_column, "time_column": self.time_column, "label": self.label, "sep": self.sep}
+        if self.step_labels:  # only when set, so the configs (and stored studies) of case labels are unchanged
+            config["step_labels"] = True
+        return config
 
     def _read(self, path: str, part: str) -> RawSequences | None:
         csv_options = {"id_column": self.id_column, "time_column": self.time_column, "label": self.label,
-                       "sep": self.sep}
+                       "sep": self.sep, "step_labels": self.step_labels}
         return read_sequences(path, part, **csv_options)
 
     def load(self) -> Dataset:
@@ -119,38 +137,92 @@ class SequenceProvider:
         test = self._read(self.test_file, "train") if self.test_file else self._read(self.path, "test")
         if test is not None and self.test_fraction > 0:
             raise ConfigError(f"{self.path}: the data has its own test part; test_fraction does not apply")
-        if test is not None and test.channels != train.channels:
-            raise DataError(f"{self.test_file or self.path}: test cases have {test.channels} channel(s) but "
-                            f"training cases {train.channels}")
-        classes = list(train.classes) or sorted(set(train.labels), key=_label_order)
-        index = {name: i for i, name in enumerate(classes)}
-        labels = np.asarray([index[v] for v in train.labels], dtype=np.int64)
-        if test is not None:
-            unknown = sorted(set(test.labels) - set(index))
-            if unknown:
-                raise DataError(f"{self.test_file or self.path}: test class(es) {', '.join(unknown[:5])} "
-                                "are not in the training data")
-        train_idx, valid_idx, test_idx = split_indices(len(labels), labels=labels, valid_fraction=self.valid_fraction,
-                                                       test_fraction=self.test_fraction, seed=self.seed,
-                                                       source=self.path)
-        fit_part = RawSequences([train.cases[i] for i in train_idx], [train.labels[i] for i in train_idx])
-        if np.unique(labels[train_idx]).size < 2:
-            raise DataError(f"{self.path}: the training split has fewer than two classes")
-        pre = SequencePreprocessor.fit(fit_part, classes)
-        splits = {"train": Split(pre.transform(fit_part.cases, source=self.path), labels[train_idx]),
-                  "valid": Split(pre.transform([train.cases[i] for i in valid_idx], source=self.path),
-                                 labels[valid_idx])}
-        if test is not None:
-            splits["test"] = Split(pre.transform(test.cases, source=self.test_file or self.path),
-                                   np.asarray([index[v] for v in test.labels], dtype=np.int64))
-        elif self.test_fraction > 0:
-            splits["test"] = Split(pre.transform([train.cases[i] for i in test_idx], source=self.path),
-                                   labels[test_idx])
-        spec = DataSpec(CLASSIFICATION, (pre.length, pre.channels + 1), len(classes), class_names=tuple(classes))
-        info = self.config()
-        info["rows"] = {part: len(split) for part, split in splits.items()}
-        info["task"] = CLASSIFICATION
-        return Dataset(spec, splits["train"], splits["valid"], splits.get("test"), preprocessor=pre, source=info)
+        if self.step_labels and not train.per_step:
+            raise DataError(f"{self.path}: step_labels=true but the labels are one per case (an .npz needs y of "
+                            "shape (cases, steps))")
+        return sequence_dataset(train, test, source=self.path, test_source=self.test_file or self.path,
+                                valid_fraction=self.valid_fraction, test_fraction=self.test_fraction,
+                                seed=self.seed, info=self.config())
+
+
+def sequence_dataset(train: RawSequences, test: RawSequences | None, *, source: str, test_source: str,
+                     valid_fraction: float, test_fraction: float, seed: int, info: dict[str, Any]) -> Dataset:
+    """Raw cases -> the padded, masked, normalised Dataset: a stratified valid (and test) split of `train`,
+    the preprocessor fitted on the training split only; `test` (when given) is kept whole as the test split."""
+    if test is not None and test.channels != train.channels:
+        raise DataError(f"{test_source}: test cases have {test.channels} channel(s) but "
+                        f"training cases {train.channels}")
+    if test is not None and test.per_step != train.per_step:
+        raise DataError(f"{test_source}: test cases have one label per {'step' if test.per_step else 'case'} but "
+                        f"training cases one per {'step' if train.per_step else 'case'}")
+    if train.per_step:
+        return _step_dataset(train, test, source=source, test_source=test_source, valid_fraction=valid_fraction,
+                             test_fraction=test_fraction, seed=seed, info=info)
+    classes = list(train.classes) or sorted(set(train.labels), key=_label_order)
+    index = {name: i for i, name in enumerate(classes)}
+    labels = np.asarray([index[v] for v in train.labels], dtype=np.int64)
+    if test is not None:
+        unknown = sorted(set(test.labels) - set(index))
+        if unknown:
+            raise DataError(f"{test_source}: test class(es) {', '.join(unknown[:5])} are not in the training data")
+    train_idx, valid_idx, test_idx = split_indices(len(labels), labels=labels, valid_fraction=valid_fraction,
+                                                   test_fraction=test_fraction, seed=seed, source=source)
+    fit_part = RawSequences([train.cases[i] for i in train_idx], [train.labels[i] for i in train_idx])
+    if np.unique(labels[train_idx]).size < 2:
+        raise DataError(f"{source}: the training split has fewer than two classes")
+    pre = SequencePreprocessor.fit(fit_part, classes)
+    splits = {"train": Split(pre.transform(fit_part.cases, source=source), labels[train_idx]),
+              "valid": Split(pre.transform([train.cases[i] for i in valid_idx], source=source),
+                             labels[valid_idx])}
+    if test is not None:
+        splits["test"] = Split(pre.transform(test.cases, source=test_source),
+                               np.asarray([index[v] for v in test.labels], dtype=np.int64))
+    elif test_fraction > 0:
+        splits["test"] = Split(pre.transform([train.cases[i] for i in test_idx], source=source), labels[test_idx])
+    spec = DataSpec(CLASSIFICATION, (pre.length, pre.channels + 1), len(classes), class_names=tuple(classes))
+    info = dict(info)
+    info["rows"] = {part: len(split) for part, split in splits.items()}
+    info["task"] = CLASSIFICATION
+    return Dataset(spec, splits["train"], splits["valid"], splits.get("test"), preprocessor=pre, source=info)
+
+
+def _step_dataset(train: RawSequences, test: RawSequences | None, *, source: str, test_source: str,
+                  valid_fraction: float, test_fraction: float, seed: int, info: dict[str, Any]) -> Dataset:
+    """One label per step: y is (cases, length) with PAD_LABEL on padding; cases split at random (a case has
+    many classes, so no stratification)."""
+    assert train.step_labels is not None
+    classes = list(train.classes) or sorted({str(v) for s in train.step_labels for v in s}, key=_label_order)
+    index = {name: i for i, name in enumerate(classes)}
+    if test is not None:
+        assert test.step_labels is not None
+        unknown = sorted({str(v) for s in test.step_labels for v in s} - set(index))
+        if unknown:
+            raise DataError(f"{test_source}: test class(es) {', '.join(unknown[:5])} are not in the training data")
+    train_idx, valid_idx, test_idx = split_indices(len(train.cases), labels=None, valid_fraction=valid_fraction,
+                                                   test_fraction=test_fraction, seed=seed, source=source)
+    fit_part = RawSequences([train.cases[i] for i in train_idx], [],
+                            step_labels=[train.step_labels[i] for i in train_idx])
+    assert fit_part.step_labels is not None
+    if len({str(v) for s in fit_part.step_labels for v in s}) < 2:
+        raise DataError(f"{source}: the training split has fewer than two classes")
+    pre = SequencePreprocessor.fit(fit_part, classes)
+
+    def split(raw_cases: list[np.ndarray], labels: list[np.ndarray], where: str) -> Split:
+        return Split(pre.transform(raw_cases, source=where), pre.transform_labels(labels, index))
+
+    splits = {"train": split(fit_part.cases, fit_part.step_labels, source),
+              "valid": split([train.cases[i] for i in valid_idx], [train.step_labels[i] for i in valid_idx], source)}
+    if test is not None:
+        assert test.step_labels is not None
+        splits["test"] = split(test.cases, test.step_labels, test_source)
+    elif test_fraction > 0:
+        splits["test"] = split([train.cases[i] for i in test_idx], [train.step_labels[i] for i in test_idx], source)
+    spec = DataSpec(CLASSIFICATION, (pre.length, pre.channels + 1), len(classes), class_names=tuple(classes),
+                    per_step=True)
+    info = dict(info)
+    info["rows"] = {part: len(s) for part, s in splits.items()}
+    info["task"] = CLASSIFICATION
+    return Dataset(spec, splits["train"], splits["valid"], splits.get("test"), preprocessor=pre, source=info)
 
 
 def _label_order(label: str) -> tuple[int, float | str]:

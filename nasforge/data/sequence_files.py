@@ -22,11 +22,18 @@ _FLAG_KEYS = ("timestamps", "missing", "univariate", "equallength", "classlabel"
 
 @dataclass
 class RawSequences:
-    """Cases as (steps, channels) float64 arrays, their labels as text, and the file's declared classes."""
+    """Cases as (steps, channels) float64 arrays, their labels as text, and the file's declared classes.
+
+    With per-step labels, `step_labels` holds one (steps,) array of label texts per case and `labels` is empty."""
 
     cases: list[np.ndarray]
     labels: list[str]
     classes: tuple[str, ...] = ()
+    step_labels: list[np.ndarray] | None = None
+
+    @property
+    def per_step(self) -> bool:
+        return self.step_labels is not None
 
     @property
     def channels(self) -> int:
@@ -219,10 +226,12 @@ def _array_cases(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None, where
         raise DataError(f"{where}: expected an array of shape (cases, steps, channels), got {x.shape}")
     if x.dtype.kind not in "iuf":
         raise DataError(f"{where}: values must be numbers, got dtype {x.dtype}")
-    if y.ndim == 2 and y.shape[1] == 1:
+    if y.ndim == 2 and y.shape[1] == 1 and x.shape[1] != 1:
         y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise DataError(f"{where}: {x.shape[0]} cases but labels of shape {y.shape}")
+    per_step = y.ndim == 2
+    if y.ndim not in (1, 2) or y.shape[0] != x.shape[0] or (per_step and y.shape[1] != x.shape[1]):
+        raise DataError(f"{where}: {x.shape[0]} cases but labels of shape {y.shape}; give one label per case "
+                        f"({x.shape[0]},) or one per step ({x.shape[0]}, {x.shape[1]})")
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise DataError(f"{where}: float labels must be whole class numbers")
@@ -241,12 +250,16 @@ def _array_cases(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None, where
         raise DataError(f"{where}: values must be finite (found inf)")
     if not cases:
         raise DataError(f"{where}: no cases")
+    if per_step:  # labels past a case's length are padding, ignored like its values
+        return RawSequences(cases, [], step_labels=[np.asarray([str(v) for v in y[i, : steps[i]].tolist()])
+                                                    for i in range(len(cases))])
     return RawSequences(cases, [str(v) for v in y.tolist()])
 
 
 def read_long_csv(path: str | os.PathLike[str], *, id_column: str, time_column: str | None,
-                  label: str, sep: str | None = None) -> RawSequences:
-    """One row per step: an id column, an optional time column (sorted by it), features and the case's label."""
+                  label: str, sep: str | None = None, step_labels: bool = False) -> RawSequences:
+    """One row per step: an id column, an optional time column (sorted by it), features and the case's label
+    (the same on every row of a case), or with `step_labels` each step's own label."""
     import pandas as pd
 
     name = os.fspath(path)
@@ -286,11 +299,15 @@ def read_long_csv(path: str | os.PathLike[str], *, id_column: str, time_column: 
             raise DataError(f"{name}: a case has two rows at the same {time_column!r}")
     cases: list[np.ndarray] = []
     labels: list[str] = []
+    if step_labels:
+        groups = list(frame.groupby(id_column, sort=False))
+        return RawSequences([g[features].to_numpy(dtype=np.float64) for _, g in groups], [],
+                            step_labels=[g[label].astype(str).to_numpy() for _, g in groups])
     for case_id, group in frame.groupby(id_column, sort=False):
         case_labels = group[label].astype(str).unique()
         if len(case_labels) != 1:
             raise DataError(f"{name}: case {case_id!r} has more than one {label!r} "
-                            f"({', '.join(case_labels[:3])})")
+                            f"({', '.join(case_labels[:3])}; for one label per step set step_labels=true)")
         cases.append(group[features].to_numpy(dtype=np.float64))
         labels.append(str(case_labels[0]))
     return RawSequences(cases, labels)

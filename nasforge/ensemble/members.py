@@ -108,6 +108,9 @@ class StudyMembers:
                               f"evaluator (this study uses {config.get('evaluator')!r})")
         self.dataset: Dataset = load_dataset(config["evaluator_config"]["data"])
         self.task = self.dataset.spec.task
+        if self.dataset.spec.per_step:
+            raise ConfigError(f"study {info.name!r} has one label per step: ensembles and distillation of "
+                              "per-step sequence models are not supported yet")
         if self.task not in (CLASSIFICATION, REGRESSION):
             raise ConfigError(f"study {info.name!r}: ensembles support classification and regression, "
                               f"not {self.task}")

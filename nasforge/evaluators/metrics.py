@@ -8,17 +8,21 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, REGRESSION
+from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, PAD_LABEL, REGRESSION
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Fraction correct; `y_pred` is class indices or a (n, classes) score/probability matrix."""
-    y_true = np.asarray(y_true).reshape(-1)
+    """Fraction correct; `y_pred` is class indices or a (n, classes) score/probability matrix. Per-step labels
+    (n, steps) take (n, steps) indices or (n, steps, classes) scores; padded steps (PAD_LABEL) do not count."""
+    y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
-    labels = y_pred.argmax(axis=1) if y_pred.ndim == 2 else y_pred.reshape(-1)
-    if y_true.size == 0:
+    scores = y_pred.ndim == 3 or (y_pred.ndim == 2 and y_pred.shape != y_true.shape)
+    labels = (y_pred.argmax(axis=-1) if scores else y_pred).reshape(-1)
+    y_true = y_true.reshape(-1)
+    real = y_true != PAD_LABEL
+    if not real.any():
         return float("nan")
-    return float(np.mean(labels == y_true))
+    return float(np.mean(labels[real] == y_true[real]))
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
@@ -126,6 +130,6 @@ def predict_arrays(model: torch.nn.Module, x: np.ndarray, task: str, batch_size:
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=model_device(model))
     out = forward_batched(model, xt, batch_size)
     if task == CLASSIFICATION:
-        return torch.softmax(out.float(), dim=1).cpu().numpy()
+        return torch.softmax(out.float(), dim=-1).cpu().numpy()  # (n, classes), or (n, steps, classes) per step
     values = out.float().cpu().numpy()
     return values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values

@@ -34,7 +34,16 @@ from nasforge.core.protocols import Reporter
 from nasforge.core.seeding import seed_everything
 from nasforge.core.types import Architecture, JSONDict, Result, TrialSpec, TrialState
 from nasforge.data.augment import Augment
-from nasforge.data.base import CLASSIFICATION, LANGUAGE_MODEL, REGRESSION, Dataset, DataSpec, Split, stratified_subset
+from nasforge.data.base import (
+    CLASSIFICATION,
+    LANGUAGE_MODEL,
+    PAD_LABEL,
+    REGRESSION,
+    Dataset,
+    DataSpec,
+    Split,
+    stratified_subset,
+)
 from nasforge.data.text import batchify, bptt_windows
 from nasforge.evaluators.metrics import accuracy, forward_batched, model_flops, perplexity, r2, rmse
 from nasforge.models.tricks import FinalTraining
@@ -599,7 +608,7 @@ class TrainEvaluator:
             if full.task == LANGUAGE_MODEL:
                 index = torch.arange(min(count, rows), device=device)
             else:
-                labels = full.train.y_raw if full.task == CLASSIFICATION else None
+                labels = full.train.y_raw if full.task == CLASSIFICATION and full.train.y.dim() == 1 else None
                 index = torch.as_tensor(stratified_subset(labels, rows, count, self.data_seed), device=device)
             raw = full.train.y_raw[index.cpu().numpy()] if full.train.y_raw is not None else None
             train = _Tensors(full.train.x[index], full.train.y[index], raw)
@@ -642,8 +651,8 @@ class TrainEvaluator:
         out = forward_batched(model, split.x, size, channels_last=channels_last)
         if data.task == CLASSIFICATION:
             assert split.y_raw is not None
-            loss = float(F.cross_entropy(out, split.y)) if len(split.y) else math.nan
-            return {f"{prefix}_accuracy": accuracy(split.y_raw, out.argmax(dim=1).cpu().numpy()),
+            loss = float(task_loss(out, split.y, CLASSIFICATION)) if len(split.y) else math.nan
+            return {f"{prefix}_accuracy": accuracy(split.y_raw, out.argmax(dim=-1).cpu().numpy()),
                     f"{prefix}_loss": loss}
         pred = out.double().cpu().numpy()
         assert data.std is not None and split.y_raw is not None
@@ -685,7 +694,9 @@ def task_loss(out: torch.Tensor, y: torch.Tensor, task: str, label_smoothing: fl
         out = members.reshape(-1, members.shape[-1])
         y = y.repeat_interleave(members.shape[1], dim=0)
     if task == CLASSIFICATION:
-        return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+        if out.dim() == 3:  # one label per step: padded steps carry PAD_LABEL, torch's ignore_index
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        return F.cross_entropy(out, y, label_smoothing=label_smoothing, ignore_index=PAD_LABEL)
     return F.mse_loss(out, y)
 
 
@@ -739,7 +750,9 @@ def _check_hparams(value: Any) -> JSONDict:
 
 
 def _class_tensors(split: Split, device: torch.device) -> _Tensors:
-    y = np.asarray(split.y, dtype=np.int64).reshape(-1)
+    y = np.asarray(split.y, dtype=np.int64)
+    if y.ndim != 2:  # (cases, steps) per-step labels stay two-dimensional
+        y = y.reshape(-1)
     return _Tensors(torch.as_tensor(np.asarray(split.x, dtype=np.float32), device=device),
                     torch.as_tensor(y, device=device), y)
 
@@ -784,7 +797,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, J
     data_spec = DataSpec(task=spec["task"], input_shape=tuple(spec["input_shape"]),
                          num_outputs=int(spec["num_outputs"]), class_names=tuple(spec.get("class_names", ())),
                          feature_names=tuple(spec.get("feature_names", ())),
-                         feature_kinds=tuple(spec.get("feature_kinds", ())))
+                         feature_kinds=tuple(spec.get("feature_kinds", ())),
+                         per_step=bool(spec.get("per_step", False)))
     space = registry.create("space", payload["space"], **payload["space_config"])
     net = space.build(space.from_json(payload["arch"]), data_spec)
     scale = payload.get("target_scale")

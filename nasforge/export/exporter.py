@@ -351,6 +351,9 @@ def export(study: Any, *, out: str | Path, format: str | None = None, trial: int
     target = _writable_target(out)
     study = study if isinstance(study, Study) else Study(str(study), storage)
     members = _members(study, trial, ensemble)
+    if members.payload["data_spec"].get("per_step"):
+        raise ConfigError(f"study {study.name!r} has one label per step: export of per-step sequence models is "
+                          "not supported yet (use `nasforge predict --study`)")
     preprocess, input_meta = _input_module(members.payload, input_dtype)
     spec = members.payload["data_spec"]
     task = spec["task"]

@@ -154,21 +154,27 @@ class SequenceBatch:
 
     cases: list[np.ndarray]
     labels: list[str] | None = None
+    step_labels: list[np.ndarray] | None = None  # one (steps,) array of label texts per case (per-step data)
 
 
-def read_sequence_batch(path: str | Path) -> SequenceBatch:
+def read_sequence_batch(path: str | Path, step_labels: bool = False) -> SequenceBatch:
     """A `.ts` file, an `.npz` (its test part when it has one, else x/x_train) or a long CSV (id, time, label
-    columns by their default names), read as `search` reads sequence data."""
+    columns by their default names) or `builtin:NAME` (a sequence builtin whole), read as `search` reads them."""
+    from nasforge.data.builtin import builtin_sequences, is_builtin
     from nasforge.data.sequence_files import read_sequences
 
     name = str(path)
+    if is_builtin(name):
+        generated = builtin_sequences(name)
+        return SequenceBatch(list(generated.cases), list(generated.labels))
     if not Path(name).is_file():
         raise DataError(f"{name}: file not found")
     raw = read_sequences(name, "test") if name.lower().endswith(".npz") else None
     if raw is None:
-        raw = read_sequences(name, "train", id_column="id", time_column=None, label="label", sep=None)
+        raw = read_sequences(name, "train", id_column="id", time_column=None, label="label", sep=None,
+                             step_labels=step_labels)
     assert raw is not None
-    return SequenceBatch(list(raw.cases), list(raw.labels) if raw.labels else None)
+    return SequenceBatch(list(raw.cases), list(raw.labels) if raw.labels else None, raw.step_labels)
 
 
 def sequence_batch(cases: Sequence[Any], length: int, mean: Sequence[float], source: str = "input") -> np.ndarray:
@@ -280,12 +286,12 @@ class ShippedModel:
         `builtin:NAME` (that builtin dataset whole)."""
         from nasforge.data.builtin import builtin_frame, builtin_images, is_builtin
 
+        if self.kind == "sequence":
+            return read_sequence_batch(path)
         if is_builtin(path):
             return builtin_images(str(path))[0] if self.kind == "image" else builtin_frame(str(path))[0]
         if self.kind == "image":
             return read_image_array(path)
-        if self.kind == "sequence":
-            return read_sequence_batch(path)
         from nasforge.data.csv import read_features_frame
 
         pre = self.input.get("preprocessor") or {}
@@ -407,6 +413,29 @@ def class_values(names: Sequence[str]) -> np.ndarray:
     if texts and [str(v) for v in numbers] == texts:
         return np.asarray(numbers, dtype=np.int64)
     return np.asarray(texts, dtype=object)
+
+
+def step_prediction_frame(out: np.ndarray, lengths: Sequence[int], class_names: Sequence[str],
+                          proba: bool = False) -> Any:
+    """Per-step outputs (cases, padded steps, classes) as long rows: case, step, prediction (and probabilities),
+    real steps only. `lengths` are the cases' own lengths; a case longer than the model's keeps its last steps."""
+    import pandas as pd
+
+    padded = out.shape[1]
+    cases, steps, rows = [], [], []
+    for i, length in enumerate(lengths):
+        kept = min(int(length), padded)
+        cases += [i] * kept
+        steps += list(range(int(length) - kept, int(length)))
+        rows.append(out[i, :kept])
+    values = np.concatenate(rows, axis=0) if rows else np.zeros((0, out.shape[2]))
+    names = list(class_names) or [str(i) for i in range(out.shape[2])]
+    frame = pd.DataFrame({"case": cases, "step": steps,
+                          "prediction": np.asarray(names, dtype=object)[values.argmax(axis=1)]})
+    if proba:
+        for i, name in enumerate(names):
+            frame[f"proba_{name}"] = values[:, i]
+    return frame
 
 
 def prediction_frame(out: np.ndarray, task: str, class_names: Sequence[str], proba: bool = False) -> Any:

@@ -118,11 +118,13 @@ def sinusoidal(steps: int, width: int) -> torch.Tensor:
 
 
 class SequenceNetwork(nn.Module):
-    """Blocks named as in nasforge.spaces.sequence, then pooling and a linear classifier."""
+    """Blocks named as in nasforge.spaces.sequence, then pooling and a linear classifier; with `per_step`, the
+    classifier reads every step instead (batch, steps, outputs) and pooling is not used."""
 
     def __init__(self, blocks: list[str], steps: int, channels: int, outputs: int, pooling: str = "attention",
-                 positional: str = "sinusoidal", dropout: float = 0.0) -> None:
+                 positional: str = "sinusoidal", dropout: float = 0.0, per_step: bool = False) -> None:
         super().__init__()
+        self.per_step = per_step
         if pooling not in ("attention", "mean", "last"):
             raise ValueError(f"unknown pooling {pooling!r}")
         self.pooling = pooling
@@ -153,7 +155,7 @@ class SequenceNetwork(nn.Module):
             self.blocks.append(block)
             width = block.width
         self.dropout = nn.Dropout(dropout)
-        self.attention = nn.Linear(width, 1) if pooling == "attention" else None
+        self.attention = nn.Linear(width, 1) if pooling == "attention" and not per_step else None
         self.head = nn.Linear(width, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,6 +165,8 @@ class SequenceNetwork(nn.Module):
         h = x[..., :-1] * keep
         for block in self.blocks:
             h = self.dropout(block(h, mask, lengths)) * keep
+        if self.per_step:  # padded steps get an answer too; their PAD_LABEL keeps them out of loss and accuracy
+            return self.head(self.dropout(h))
         return self.head(self.dropout(self.pool(h, mask, lengths)))
 
     def pool(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

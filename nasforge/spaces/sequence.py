@@ -245,7 +245,7 @@ class SequenceSpace(TokenSpace):
         return SequenceNetwork(self.block_names(arch), steps=int(data.input_shape[0]),
                                channels=int(data.input_shape[1]) - 1, outputs=max(1, int(data.num_outputs)),
                                pooling=str(hp["pooling"]), positional=str(hp["positional"]),
-                               dropout=float(hp["dropout"]))
+                               dropout=float(hp["dropout"]), per_step=bool(data.per_step))
 
 
 def _block_label(name: str) -> str:

@@ -32,7 +32,7 @@ def test_builtin_datasets(name: str, task: str, inputs: int, outputs: int) -> No
 def test_unknown_builtin_lists_available() -> None:
     with pytest.raises(DataError, match=r"unknown builtin dataset 'builtin:mnist'; available: .*builtin:iris"):
         BuiltinProvider("builtin:mnist")
-    assert available() == ["breast_cancer", "diabetes", "digits", "iris", "wine"]
+    assert available() == ["breast_cancer", "cbf", "diabetes", "digits", "iris", "wine"]
 
 
 def test_exported_csv_loads_and_transforms_identically(tmp_path: Path) -> None:
