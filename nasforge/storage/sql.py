@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nasforge.core.errors import StorageError
 from nasforge.core.types import JSONDict, Result, TrialState
+from nasforge.storage.location import _read_only_mode, default_storage_url, user_data_dir
+from nasforge.storage.records import NewTrial, StudyCounts, StudyInfo, TrialRow, _row, _study
 from nasforge.storage.schema import (
     ADDED_COLUMNS,
     Base,
@@ -33,108 +33,6 @@ UNFINISHED = (TrialState.RUNNING.value, TrialState.WAITING.value)
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def user_data_dir() -> Path:
-    """Where nasforge keeps its default database and artifacts (XDG data home)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "nasforge"
-
-
-def _read_only_mode(path: Path) -> str:
-    """How to open a database this process cannot write: "" when it can. A writable folder still holds the
-    WAL's shared-memory file (mode=ro); a read-only folder or filesystem cannot, and nobody can be writing
-    there either, so the file is read as it stands (immutable=1)."""
-    folder = path.resolve().parent
-    if not os.access(folder, os.W_OK):
-        return "mode=ro&immutable=1"
-    if not os.access(path, os.W_OK):
-        return "mode=ro"
-    return ""
-
-
-def default_storage_url() -> str:
-    return f"sqlite:///{user_data_dir() / 'nasforge.db'}"
-
-
-@dataclass(frozen=True)
-class StudyInfo:
-    id: int
-    name: str
-    owner: str
-    config: JSONDict
-    objective: str
-    direction: str
-    artifact_dir: str
-    created: datetime
-    baseline: JSONDict | None = None  # the gradient-boosting baseline's metrics (nasforge.baseline)
-
-
-@dataclass
-class TrialRow:
-    number: int
-    key: str
-    arch: JSONDict
-    state: TrialState
-    score: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: int | None = None
-    seed: int = 0
-    started: datetime | None = None
-    finished: datetime | None = None
-    duration: float | None = None
-    error: str | None = None
-    checkpoint: str | None = None
-    parent: int | None = None
-    budget: JSONDict = field(default_factory=dict)
-    info: JSONDict = field(default_factory=dict)
-    heartbeat: datetime | None = None
-    runner: str | None = None  # the runner holding it while running
-    retry_of: int | None = None  # the failed trial this one retries
-
-    def to_result(self) -> Result:
-        return Result(state=self.state, metrics=dict(self.metrics), score=self.score, error=self.error,
-                      params=self.params, duration=self.duration or 0.0, checkpoint=self.checkpoint,
-                      trial_number=self.number)
-
-
-@dataclass(frozen=True)
-class NewTrial:
-    key: str
-    arch: JSONDict
-    parent: int | None = None
-    budget: JSONDict = field(default_factory=dict)
-    info: JSONDict = field(default_factory=dict)
-    retry_of: int | None = None
-
-
-@dataclass(frozen=True)
-class StudyCounts:
-    """Logical trials: a failed trial that was retried and its retry count once, and a trial a constraint
-    pruned (never trained) not at all: `--trials` counts what was trained or tried."""
-
-    logical: int
-    running: int
-    failed: int
-    pruned: int = 0
-
-    @property
-    def finished(self) -> int:
-        return self.logical - self.running
-
-
-def _row(m: Any) -> TrialRow:
-    return TrialRow(number=m.number, key=m.key, arch=m.arch, state=TrialState(m.state), score=m.score,
-                    metrics=dict(m.metrics or {}), params=m.params, seed=m.seed, started=m.started,
-                    finished=m.finished, duration=m.duration, error=m.error, checkpoint=m.checkpoint,
-                    parent=m.parent, budget=dict(m.budget or {}), info=dict(m.info or {}),
-                    heartbeat=m.heartbeat, runner=m.runner, retry_of=m.retry_of)
-
-
-def _study(m: StudyModel) -> StudyInfo:
-    return StudyInfo(id=m.id, name=m.name, owner=m.owner, config=m.config, objective=m.objective,
-                     direction=m.direction, artifact_dir=m.artifact_dir, created=m.created,
-                     baseline=dict(m.baseline) if m.baseline else None)
 
 
 class Store:
@@ -601,4 +499,6 @@ class Store:
             return True
 
 
-__all__ = ["DBAPIError", "NewTrial", "Store", "StudyCounts", "StudyInfo", "TrialRow", "default_storage_url"]
+# the records and the location moved to records.py and location.py; importable from here as before
+__all__ = ["DBAPIError", "NewTrial", "Store", "StudyCounts", "StudyInfo", "TrialRow", "default_storage_url",
+           "user_data_dir"]
