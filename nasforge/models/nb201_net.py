@@ -16,7 +16,7 @@ from torch import nn
 from nasforge.core.types import Architecture
 from nasforge.models.ops import OPS as OPS_TABLE
 from nasforge.models.ops import OpFactory, ReLUConvBN, Zero
-from nasforge.spaces.nb201 import EDGES, NODES, OPS
+from nasforge.spaces.nb201_cell import EDGES, NODES, OPS
 
 if TYPE_CHECKING:
     from nasforge.data.base import DataSpec

@@ -15,16 +15,15 @@ import numpy as np
 
 from nasforge.core.types import Architecture, Decision, JSONDict
 from nasforge.spaces.base import InvalidArchitecture, TokenSpace
+from nasforge.spaces.nb201_cell import EDGES as EDGES  # the cell's shape, importable from here as before
+from nasforge.spaces.nb201_cell import NODES as NODES
+from nasforge.spaces.nb201_cell import OPS as OPS
 
 if TYPE_CHECKING:
     import torch
 
     from nasforge.data.base import DataSpec
 
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-# (target node, source node) in the order the arch string lists them.
-EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-NODES = 4
 _SHORT = {"nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "ap"}
 _NONE, _SKIP = 0, 1
 DEAD_KEY = "nb201:zero"
