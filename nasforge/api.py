@@ -9,48 +9,19 @@ import numpy as np
 
 from nasforge.core import registry
 from nasforge.core.errors import StorageError, UserError
-from nasforge.core.types import TrialState
-from nasforge.storage.sql import Store, StudyInfo, TrialRow
+from nasforge.storage.sql import Store, TrialRow
+from nasforge.stored import StoredStudy
 
 TrialRecord = TrialRow
 
 
-class Study:
+class Study(StoredStudy):
     """A stored search, read back from its store."""
 
-    def __init__(self, name: str, storage: str | None = None, store: Store | None = None) -> None:
-        self.store = store or Store(storage, create=False)
-        self.info: StudyInfo = self.store.require_study(name)
-        self.name = name
-
-    # ---- results -------------------------------------------------------------------------
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self.info.config)
-
-    @property
-    def trials(self) -> list[TrialRecord]:
-        return self.store.trials(self.info.id)
-
+    # ---- results: config, trials, best_trial, trial(n) (nasforge.stored) ----------------------------
     @property
     def space(self) -> Any:
         return registry.create("space", self.config["space"], **self.config.get("space_config", {}))
-
-    @property
-    def best_trial(self) -> TrialRecord | None:
-        complete = [t for t in self.trials if t.state == TrialState.COMPLETE and t.score is not None]
-        return max(complete, key=lambda t: (t.score, -t.number)) if complete else None
-
-    def trial(self, number: int | None = None) -> TrialRecord:
-        if number is None:
-            best = self.best_trial
-            if best is None:
-                raise UserError(f"study {self.name!r} has no complete trial yet")
-            return best
-        row = self.store.trial(self.info.id, number)
-        if row is None:
-            raise UserError(f"study {self.name!r} has no trial {number}")
-        return row
 
     # ---- several objectives (nasforge.objectives) -----------------------------------------------------
     @property
@@ -148,15 +119,6 @@ class Study:
         return draw_trial(self.space, self.trial(trial), out)
 
     # ---- models --------------------------------------------------------------------------
-    def _checkpoint(self, number: int | None) -> Path:
-        row = self.trial(number)
-        if row.state != TrialState.COMPLETE:
-            raise UserError(f"trial {row.number} of study {self.name!r} is {row.state.value}, not complete")
-        if not row.checkpoint or not Path(row.checkpoint).is_file():
-            raise UserError(f"trial {row.number} of study {self.name!r} has no saved weights "
-                            f"({row.checkpoint or 'the evaluator saves none'})")
-        return Path(row.checkpoint)
-
     def load_model(self, trial: int | None = None) -> Any:
         """The trained torch module of a trial (the best by default), in eval mode."""
         from nasforge.predict import load_predictor

@@ -337,19 +337,20 @@ def export(study: Any, *, out: str | Path, format: str | None = None, trial: int
            onnx_exporter: str = "auto", input_dtype: str = "float64") -> ExportReport:
     """Write a study's trial (default: the best) or ensemble trial as one file that takes raw inputs.
 
-    `study` is a name (read from `storage`) or a `nasforge.api.Study`. The file is written beside `out`
-    under a temporary name, checked (see the module docstring) and only then renamed to `out`.
+    `study` is a name (read from `storage`) or a `nasforge.api.Study` (any `nasforge.stored.StoredStudy`).
+    The file is written beside `out` under a temporary name, checked (see the module docstring) and only
+    then renamed to `out`.
     `input_dtype` is what a tabular graph takes: float64 (exact), or float32, which most ONNX runtimes
     feed (the graph widens it to float64 first; the check then runs on float32 inputs).
     """
     from nasforge import __version__
-    from nasforge.api import Study
+    from nasforge.stored import StoredStudy
 
     fmt = format_for(out, format)
     if input_dtype not in INPUT_DTYPES:
         raise ConfigError(f"--input-dtype {input_dtype!r}: choose {' or '.join(INPUT_DTYPES)}")
     target = _writable_target(out)
-    study = study if isinstance(study, Study) else Study(str(study), storage)
+    study = study if isinstance(study, StoredStudy) else StoredStudy(str(study), storage)
     members = _members(study, trial, ensemble)
     if members.payload["data_spec"].get("per_step"):
         raise ConfigError(f"study {study.name!r} has one label per step: export of per-step sequence models is "
