@@ -109,23 +109,25 @@ class GaussianProcess:
         d2 = np.maximum(sq_a[:, None] + sq_b[None, :] - 2 * dot, 0.0)
         return (1.0 - lin) * np.exp(-d2 / (2 * ls * ls)) + lin * dot / max(d, 1) * self.scale
 
-    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> GaussianProcess:
+    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+            hyper: tuple[float, float, float] | None = None) -> GaussianProcess:
+        """The grid's most likely (length-scale, linear weight, noise), or exactly `hyper` when given."""
         self.x = x
         n = len(y)
         self.scale = 1.0 / max(float(np.mean((x * x).sum(1))) / max(x.shape[1], 1), 1e-12)
         best = None
         dot, sq = x @ x.T, (x * x).sum(1)
-        for ls in self.lengthscales:
-            for lin in self.linear:
+        for ls in self.lengthscales if hyper is None else (hyper[0],):
+            for lin in self.linear if hyper is None else (hyper[1],):
                 k = self._kernel_from(dot, sq, sq, x.shape[1], ls, lin)
-                for noise in self.noises:
+                for noise in self.noises if hyper is None else (hyper[2],):
                     chol = np.linalg.cholesky(k + noise * np.eye(n))
                     alpha = solve_triangular(chol.T, solve_triangular(chol, y, lower=True), lower=False)
                     evidence = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
                     if best is None or evidence > best[0]:
-                        best = (evidence, ls, lin, chol, alpha)
+                        best = (evidence, ls, lin, noise, chol, alpha)
         assert best is not None
-        _, self.ls, self.lin, self.chol, self.alpha = best
+        _, self.ls, self.lin, self.noise, self.chol, self.alpha = best
         return self
 
     def predict(self, x: np.ndarray, dot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -144,14 +146,15 @@ class Bananas(BaseStrategy):
     """Options (see docs/strategies.md): `initial` (10) random architectures first; `predictor` ("gp");
     `exhaustive` (20000): spaces with at most that many token sequences have every architecture
     scored; otherwise `parents` (10) best architectures' neighbourhoods and `mutations` (10) two-step
-    mutants each, plus `random_candidates` (300); `acquisition` ("its"), `ucb_kappa` (1.0)."""
+    mutants each, plus `random_candidates` (300); `acquisition` ("its"), `ucb_kappa` (1.0); `hyper_every` (10)
+    results between the GP's grid searches for its kernel settings."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, initial: int = 10,
                  members: int = 5, hidden: int = 32, epochs: int = 200, lr: float = 0.01,
                  retrain_every: int = 1, parents: int = 10, mutations: int = 10,
                  random_candidates: int = 300, acquisition: str = "its", ucb_kappa: float = 1.0,
                  space_encoding: bool = True, predictor: str = "gp", transform: str = "rank",
-                 climbs: int = 0, exhaustive: int = 20_000) -> None:
+                 climbs: int = 0, exhaustive: int = 20_000, hyper_every: int = 10) -> None:
         super().__init__(space, seed=seed, max_trials=max_trials)
         if acquisition not in ("its", "ucb", "ei"):
             raise ValueError(f"bananas: acquisition must be 'its', 'ucb' or 'ei', not {acquisition!r}")
@@ -159,11 +162,16 @@ class Bananas(BaseStrategy):
             raise ValueError(f"bananas: predictor must be 'gp' or 'mlp', not {predictor!r}")
         if transform not in ("rank", "standard", "clip"):
             raise ValueError(f"bananas: transform must be 'rank', 'standard' or 'clip', not {transform!r}")
-        if initial < 1 or retrain_every < 1:
-            raise ValueError("bananas: initial and retrain_every must be at least 1")
+        if initial < 1 or retrain_every < 1 or hyper_every < 1:
+            raise ValueError("bananas: initial, retrain_every and hyper_every must be at least 1")
         self.initial = int(initial)
         self.members, self.hidden, self.epochs, self.lr = int(members), int(hidden), int(epochs), float(lr)
         self.retrain_every = int(retrain_every)
+        # the GP's grid search (27 Cholesky factorisations) runs every `hyper_every` results; the fits in
+        # between reuse its choice (one factorisation), which keeps 300 queries within a minute
+        self.hyper_every = int(hyper_every)
+        self.hyper: tuple[float, float, float] | None = None
+        self.hyper_at = 0  # results the grid search last ran on
         self.parents, self.mutations, self.random_candidates = int(parents), int(mutations), int(random_candidates)
         self.acquisition, self.ucb_kappa = acquisition, float(ucb_kappa)
         self.predictor = predictor
@@ -207,7 +215,11 @@ class Bananas(BaseStrategy):
         self._best_transformed = float(((y - self.y_mean) / self.y_std).max())
         rng = np.random.default_rng(derive_seed(self.seed, count, 17))
         if self.predictor == "gp":
-            self.model = GaussianProcess().fit(x, (y - self.y_mean) / self.y_std, rng)
+            search = self.hyper is None or count - self.hyper_at >= self.hyper_every
+            self.model = GaussianProcess().fit(x, (y - self.y_mean) / self.y_std, rng,
+                                               None if search else self.hyper)
+            if search:
+                self.hyper, self.hyper_at = (self.model.ls, self.model.lin, self.model.noise), count
         else:
             self.model = MLPEnsemble(self.members, self.hidden, 2, self.epochs, self.lr).fit(
                 x, (y - self.y_mean) / self.y_std, rng)
@@ -367,9 +379,13 @@ class Bananas(BaseStrategy):
         self._record(proposal, result)
 
     def state_dict(self) -> JSONDict:
-        return {**self.base_state(), "fitted_on": self.fitted_on}
+        return {**self.base_state(), "fitted_on": self.fitted_on,
+                "hyper": None if self.hyper is None else [*self.hyper, self.hyper_at]}
 
     def load_state_dict(self, state: JSONDict) -> None:
         self.load_base_state(state)
         self.fitted_on = int(state["fitted_on"])
+        hyper = state.get("hyper")  # absent in states saved before hyper_every: the grid runs again
+        self.hyper = None if hyper is None else (float(hyper[0]), float(hyper[1]), float(hyper[2]))
+        self.hyper_at = 0 if hyper is None else int(hyper[3])
         self.model = None

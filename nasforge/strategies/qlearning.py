@@ -6,8 +6,11 @@ good layer is good in every network that reaches it; for the other spaces the wh
 tokens chosen so far (`states="prefix"` forces that everywhere). An action is the next token. Architectures are
 sampled epsilon-greedily with epsilon annealed from 1.0 to 0.1 over the budget, and after each
 episode a batch of remembered (architecture, reward) pairs is replayed through the Q-learning
-update (learning rate 0.01, no discounting, reward only at the end), as in the paper; a network
-sampled again is looked up, not added to the memory a second time.
+update (learning rate 0.01, no discounting, reward only at the end), as in the paper. A network
+sampled again is looked up, not trained: it does not join the memory a second time, and instead of
+a replay its own walk gets one Q-learning update (so the greedy policy still learns from it). Replay
+follows every newly trained network, the paper's "after each model is trained"; a converged policy
+that draws thousands of known networks would otherwise spend almost all its time replaying.
 
 Rewards are the result's percentile among all results so far (failures get 0): that keeps
 them in [0, 1] like the paper's accuracies whatever the objective's scale, so the paper's
@@ -166,17 +169,18 @@ class QLearning(BaseStrategy):
             bisect.insort(self._sorted, float(self.results[proposal.key]))  # type: ignore[arg-type]
         if pid is None:
             return
-        # an episode: only a newly trained network joins the replay memory (the paper looks a
-        # repeated one up instead of training it), but every episode replays
+        # an episode: only a newly trained network joins the replay memory and replays it (the paper
+        # looks a repeated one up instead of training it); a repeated one updates its own walk once
         self.memory.append((list(proposal.arch.tokens), len(self.results), not known))
         self._replay(len(self.memory) - 1)
 
     def _replay(self, i: int) -> None:
-        """After the i-th episode: Q-updates on `replay` samples of the memory of new networks so far."""
-        if self.memory[i][2]:
-            self._replayable.append(i)
-        if not self._replayable:
+        """After the i-th episode: a new network adds itself to the memory and replays `replay` samples of
+        it; a network sampled again updates only its own walk."""
+        if not self.memory[i][2]:
+            self._update(self.memory[i][0])
             return
+        self._replayable.append(i)
         rng = np.random.default_rng(derive_seed(self.seed, i, 31))
         for j in rng.integers(len(self._replayable), size=self.replay):
             self._update(self.memory[self._replayable[int(j)]][0])

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,50 @@ class Controller:
                 layer_state[dec.layer] = h
             x = self._np(f"embed.{idx}")[token]
         return out
+
+    def sample_new(self, space: Any, rng: np.random.Generator, is_new: Callable[[list[int]], bool],
+                   limit: int = 100_000) -> list[int] | None:
+        """A walk drawn from the policy among those `is_new` accepts: depth first, each decision's tokens
+        tried in the order of a draw without replacement from its softmax (Gumbel top-k), so the first
+        walk reached is an ordinary draw from the policy and a known one moves to the next most likely
+        token at the deepest step; None when no new walk is found within `limit` decisions."""
+        w_ih, w_hh, bias = self._np("lstm.w_ih"), self._np("lstm.w_hh"), self._np("lstm.bias")
+        n = self.hidden
+        budget = [limit]
+
+        def visit(prefix: list[int], h: np.ndarray, c: np.ndarray, x: np.ndarray,
+                  anchors: dict[int, np.ndarray], layer_state: dict[int, np.ndarray]) -> list[int] | None:
+            dec = space.decision(prefix)
+            if dec is None:
+                return prefix if is_new(prefix) else None
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            idx = self.ensure(dec)
+            gates = w_ih @ x + w_hh @ h + bias
+            c = _sigmoid(gates[n:2 * n]) * c + _sigmoid(gates[:n]) * np.tanh(gates[2 * n:3 * n])
+            h = _sigmoid(gates[3 * n:]) * np.tanh(c)
+            anchors = dict(anchors)
+            if _is_anchor(dec):
+                h_i = anchors.setdefault(dec.layer, h)  # type: ignore[arg-type]
+                h_j = anchors.get(dec.source, layer_state.get(dec.source, np.zeros(n)))  # type: ignore[arg-type]
+                score = self._np("anchor.v") @ np.tanh(self._np("anchor.w_prev") @ h_j
+                                                       + self._np("anchor.w_curr") @ h_i)
+                logits = np.array([0.0, score])
+            else:
+                logits = self._np(f"head.{idx}.w") @ h + self._np(f"head.{idx}.b")
+            allowed = [int(o) for o in dec.options]
+            keys = logits[allowed] + rng.gumbel(size=len(allowed))
+            if dec.layer is not None:
+                layer_state = {**layer_state, dec.layer: h}
+            for k in np.argsort(-keys, kind="stable"):
+                token = allowed[int(k)]
+                found = visit([*prefix, token], h, c, self._np(f"embed.{idx}")[token], anchors, layer_state)
+                if found is not None or budget[0] < 0:
+                    return found
+            return None
+
+        return visit([], np.zeros(n), np.zeros(n), self._np("start"), {}, {})
 
     def score(self, decisions: list[Decision], batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy (per walk) of walks that share one decision sequence, batched."""
@@ -247,7 +291,8 @@ class _PinnedDepth:
 class Reinforce(BaseStrategy):
     """Options: `hidden` (64) LSTM units, `embed` (32), `lr` (0.005) for Adam, `batch_size` (5) results per
     update, `entropy_weight` (0.01), `baseline_decay` (0.9), `init_range` (0.1), `resample` (10) redraws
-    when the controller samples an architecture it proposed before, `depth_schedule` (None; e.g.
+    when the controller samples an architecture it proposed before, then a draw among the architectures not
+    proposed yet (`Controller.sample_new`; `resample` 0: the policy's draw as it is), `depth_schedule` (None; e.g.
     `{"start": 6, "step": 2, "every": 1600}`: NAS-RL's depth growing with the number of sampled networks,
     see DepthSchedule)."""
 
@@ -283,14 +328,22 @@ class Reinforce(BaseStrategy):
                     depth = self.schedule.depth(self.next_id)
                     walk, info = _PinnedDepth(self.space, depth), {"scheduled_depth": depth}
                 # A converged controller keeps drawing what it already has (answered for free, but
-                # no progress): redraw a few times for something new, as NAS does not re-train.
+                # no progress): redraw a few times for something new, as NAS does not re-train; then
+                # draw from the policy among the architectures not proposed yet, while there are any.
                 for _ in range(self.resample + 1):
                     tokens = self.controller.sample(walk, self.rng)
                     arch = Architecture(self.space.name, tuple(tokens))
                     if self.space.key(arch) not in self.proposed:
                         break
+                else:
+                    if self.resample:
+                        new = self.controller.sample_new(walk, self.rng, self._is_new)
+                        arch = Architecture(self.space.name, tuple(new)) if new is not None else arch
                 out.append(self._propose(arch, **info))
         return out
+
+    def _is_new(self, tokens: list[int]) -> bool:
+        return self.space.key(Architecture(self.space.name, tuple(tokens))) not in self.proposed
 
     def tell(self, proposal: Proposal, result: Result) -> None:
         pid, score = self._record(proposal, result)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,24 @@ def test_beats_random_on_nas_bench_201(shared_data) -> None:
     ours = checks.mean_final_test(NAME, table, "cifar10", 60, seeds)
     random = checks.mean_final_test("random", table, "cifar10", 60, seeds)
     assert ours > random + 0.3
+
+
+def test_the_gp_grid_search_runs_every_hyper_every_results_and_resumes_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    strategy = checks.make(NAME, hyper_every=4, exhaustive=0, random_candidates=30, parents=2, mutations=2)
+    grid_at = []
+    fit = GaussianProcess.fit
+
+    def counting(self, x, y, rng, hyper=None):  # type: ignore[no-untyped-def]
+        if hyper is None:
+            grid_at.append(len(y))
+        else:
+            assert hyper == strategy.hyper  # the last grid search's choice, reused as it is
+        return fit(self, x, y, rng, hyper)
+
+    monkeypatch.setattr(GaussianProcess, "fit", counting)
+    checks.drive(strategy, 30, batch=1, fail_every=0)
+    monkeypatch.undo()
+    assert len(grid_at) >= 3 and all(b - a >= 4 for a, b in itertools.pairwise(grid_at))
+    assert strategy.fitted_on > grid_at[-1]  # fits in between reused the choice
+    checks.check_resume_with_pending(NAME, hyper_every=4, exhaustive=0, random_candidates=30, parents=2,
+                                     mutations=2)

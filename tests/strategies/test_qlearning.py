@@ -97,3 +97,19 @@ def test_states_option_is_checked() -> None:
 
     with pytest.raises(ConfigError, match="states must be 'space' or 'prefix'"):
         checks.make(NAME, states="tree")
+
+
+def test_replay_follows_each_new_network_and_a_repeat_updates_its_own_walk() -> None:
+    strategy = checks.make(NAME, replay=7)
+    updates: list[tuple[int, ...]] = []
+    update = strategy._update
+    strategy._update = lambda tokens: (updates.append(tuple(tokens)), update(tokens))[1]
+    first, second = strategy.ask(2)
+    strategy.tell(first, Result(TrialState.COMPLETE, score=1.0))
+    assert len(updates) == 7 and set(updates) == {first.arch.tokens}  # the memory holds one network
+    strategy.tell(second, Result(TrialState.COMPLETE, score=2.0))
+    assert len(updates) == 14 and set(updates[7:]) <= {first.arch.tokens, second.arch.tokens}
+    repeat = strategy._propose(first.arch)
+    strategy.tell(repeat, Result(TrialState.COMPLETE, score=1.0))  # looked up, not trained
+    assert updates[14:] == [first.arch.tokens]
+    assert len(strategy.memory) == 3 and [m[2] for m in strategy.memory] == [True, True, False]

@@ -122,3 +122,41 @@ def test_depth_schedule_grows_the_depth_and_trains_no_depth_head() -> None:
         registry.create("strategy", "reinforce", space=ChainCNNSpace(num_layers=3), depth_schedule={"step": 1})
     with pytest.raises(ConfigError, match="start, step and every"):
         registry.create("strategy", "reinforce", space=space, depth_schedule={"rate": 1})
+
+
+class Grid(TokenSpace):
+    """Three decisions of three choices: 27 architectures."""
+
+    name = "grid"
+
+    def decision(self, prefix: Sequence[int]) -> Decision | None:
+        return Decision(f"d{len(prefix)}", ("a", "b", "c")) if len(prefix) < 3 else None
+
+
+def test_a_converged_controller_still_proposes_every_new_architecture() -> None:
+    space = Grid()
+    strategy = Reinforce(space, seed=0, batch_size=1000)  # no update within the test: the policy stays put
+    for dec in (space.decision([]), space.decision([0]), space.decision([0, 0])):
+        idx = strategy.controller.ensure(dec)
+        strategy.controller.params[f"head.{idx}.b"].data[:] = torch.tensor([30.0, 0.0, 0.0])
+    strategy.controller.changed()
+    assert {tuple(strategy.controller.sample(space, strategy.rng)) for _ in range(50)} == {(0, 0, 0)}
+    keys = []
+    for _ in range(27):
+        (p,) = strategy.ask(1)
+        keys.append(p.key)
+        strategy.tell(p, Result(TrialState.COMPLETE, score=1.0))
+    assert keys[0] == space.key(space.assemble([0, 0, 0]))  # the policy's own choice first
+    assert len(set(keys)) == 27  # then every other architecture, none proposed twice
+    (again,) = strategy.ask(1)  # nothing new is left: a known one, answered from the store
+    assert again.key in keys
+
+
+def test_no_resample_means_the_policy_draw_as_it_is() -> None:
+    space = Grid()
+    strategy = Reinforce(space, seed=0, batch_size=1000, resample=0)
+    for dec in (space.decision([]), space.decision([0]), space.decision([0, 0])):
+        idx = strategy.controller.ensure(dec)
+        strategy.controller.params[f"head.{idx}.b"].data[:] = torch.tensor([30.0, 0.0, 0.0])
+    strategy.controller.changed()
+    assert {strategy.ask(1)[0].arch.tokens for _ in range(5)} == {(0, 0, 0)}
