@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nasforge.cli.main import build_parser, main
@@ -132,9 +133,11 @@ def test_a_binary_file_and_a_npz_that_is_not_a_zip_say_what_they_are(tmp_path: P
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "bad.npz").write_text("a,b\n1,2\n")
+    np.save(tmp_path / "x.npy", np.zeros((4, 3)))
     storage = f"sqlite:///{tmp_path / 'db.sqlite'}"
     for data, space, expected in (("bin.csv", "dnn", "looks like a binary file"),
-                                  ("bad.npz", "cnn", "not a NumPy .npz archive")):
+                                  ("bad.npz", "cnn", "not a NumPy .npz archive"),
+                                  ("x.npy", "dnn", "a single .npy array carries no labels")):
         assert main(["search", "--data", str(tmp_path / data), "--space", space, "--storage", storage]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err and "pickle" not in err, err

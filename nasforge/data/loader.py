@@ -89,6 +89,9 @@ def _detect_format(text: str) -> str:
         return "sequence"
     if lower.endswith(".npz"):
         return "npz"
+    if lower.endswith(".npy"):
+        raise DataError(f"{text}: a single .npy array carries no labels; give a CSV/TSV table, or an .npz with "
+                        "x_train and y_train (images or, with --space sequence, sequences)")
     if "-ubyte" in lower or lower.endswith((".idx", ".idx.gz")):
         return "idx"
     if os.path.isfile(full) and is_corpus(full):
