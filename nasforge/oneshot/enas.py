@@ -42,7 +42,7 @@ from nasforge.oneshot.base import OneShotResult, ProgressFn
 from nasforge.oneshot.rnn_supernet import RNNSupernet
 from nasforge.strategies.reinforce import Adam, Controller
 
-CNN_SPACES = ("enas_macro", "nb201", "darts")
+CNN_SPACES = ("enas_macro", "nb201", "darts", "nasnet")
 # ENAS's micro search space (Pham et al., 2018, section 2.3): five ops, all of them in the DARTS vocabulary
 ENAS_MICRO_OPS: tuple[str, ...] = ("skip_connect", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
 Sampler = Callable[[], Architecture]

@@ -1,4 +1,5 @@
-"""Weight-sharing supernets for the `darts`, `nb201` and `enas_macro` spaces.
+"""Weight-sharing supernets for the `darts`, `nb201` and `enas_macro` spaces (`nasnet`'s is in
+`nasforge.oneshot.nasnet_supernet`; their shared parts in `nasforge.oneshot.supernet_base`).
 
 Every candidate op of every edge exists once (built from the shared op table, `nasforge.models.ops`),
 so every sub-graph of the space is a selection of these modules and they share weights. Two forward
@@ -17,6 +18,7 @@ Defaults are small so a search runs on a CPU (the DARTS paper searches with 8 ce
 | darts | `layers` (5; reduction cells at 1/3 and 2/3), `channels` (8), `stem_multiplier` (3), `affine` (False) |
 | nb201 | `cells_per_stage` (1), `channels` (8), `affine` (False) |
 | enas_macro | `channels` (8), `affine` (False); the layer count is the space's, since tokens depend on it |
+| nasnet | `cells_per_stage` (1), `channels` (8), `stem_multiplier` (3), `affine` (False) |
 
 Every supernet also takes `channels_last` (True): weights and activations in channels-last layout.
 
@@ -36,114 +38,21 @@ from nasforge.core.errors import ConfigError
 from nasforge.core.types import Architecture
 from nasforge.data.base import DataSpec
 from nasforge.models.nb201_net import ResidualReduction
-from nasforge.models.networks import Classifier, as_images, enas_reduction_layers, image_shape
-from nasforge.models.ops import FactorizedReduce, ReLUConvBN, make_op
-from nasforge.oneshot.mixture import SourceCache, weighted_term
+from nasforge.models.networks import Classifier, enas_reduction_layers, image_shape
+from nasforge.models.ops import FactorizedReduce, ReLUConvBN
+from nasforge.oneshot.mixture import SourceCache
+from nasforge.oneshot.nasnet_supernet import NASNetSupernet
+from nasforge.oneshot.supernet_base import MixedOp, Supernet, _is_reduction, _mixed, _new_alpha
 from nasforge.spaces.darts import DARTS_OPS
 from nasforge.spaces.enas_macro import ENAS_OPS
 from nasforge.spaces.nasnet import CELLS
 from nasforge.spaces.nb201 import EDGES, NODES
 from nasforge.spaces.nb201 import OPS as NB201_OPS
 
-SUPERNET_SPACES = ("darts", "nb201", "enas_macro")
-ALPHA_INIT_SCALE = 1e-3  # the DARTS code's initial α: near-uniform softmax, symmetry broken
+__all__ = ["SUPERNET_SPACES", "DARTSSearchCell", "DARTSSupernet", "ENASMacroSupernet", "MixedOp",
+           "NASNetSupernet", "NB201SearchCell", "NB201Supernet", "Supernet", "build_supernet"]
 
-
-class MixedOp(nn.Module):
-    """All candidate ops of one edge; `forward` mixes them, `single` runs one."""
-
-    def __init__(self, names: tuple[str, ...], c_in: int, c_out: int, stride: int, affine: bool) -> None:
-        super().__init__()
-        self.names = names
-        self.candidates = nn.ModuleList(make_op(name, c_in, c_out, stride, affine) for name in names)
-        self._none = names.index("none") if "none" in names else -1
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, cache: SourceCache | None = None) -> torch.Tensor:
-        """`sum_k weights[k] * op_k(x)`, computed as `nasforge.oneshot.mixture` describes; `cache` shares
-        work with the other edges leaving `x`. `none` adds exactly zero, so it is not computed (α still
-        sees it through the softmax's normalisation)."""
-        cache = SourceCache() if cache is None else cache
-        total: torch.Tensor | None = None
-        for k, op in enumerate(self.candidates):
-            if k != self._none:
-                total = weighted_term(op, x, weights[k], cache, total)
-        if total is None:  # an edge whose only candidate is `none`
-            return weights[self._none] * self.candidates[self._none](x)
-        return total
-
-    def single(self, x: torch.Tensor, column: int) -> torch.Tensor:
-        return self.candidates[column](x)  # type: ignore[no-any-return]
-
-
-def _mixed(module: nn.Module) -> MixedOp:
-    """A ModuleList entry typed as the MixedOp it is."""
-    assert isinstance(module, MixedOp)
-    return module
-
-
-def _is_reduction(cell: nn.Module) -> int:
-    return int(bool(getattr(cell, "reduction", False)))
-
-
-def _softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each row's softmax."""
-    logp = torch.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(dim=-1)
-
-
-def _new_alpha(rows: int, cols: int) -> nn.Parameter:
-    return nn.Parameter(ALPHA_INIT_SCALE * torch.randn(rows, cols))
-
-
-class Supernet(nn.Module):
-    """Common interface; subclasses define the graph, `forward`, `derive` and `arch_weights`."""
-
-    space: Any
-    spec: DataSpec
-    channels_last = False
-
-    def set_channels_last(self, enabled: bool) -> None:
-        """Channels-last weights and activations, the layout the train evaluator also uses by default
-        (its effect on training: bench/results/train_speed.md). The supernet bench measures the whole
-        step, not this part alone."""
-        self.channels_last = bool(enabled)
-        self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)  # type: ignore[call-overload]
-
-    def images(self, x: torch.Tensor) -> torch.Tensor:
-        """The input batch as (N, C, H, W) in this supernet's memory layout."""
-        x = as_images(x)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        """α tensors, one per cell type / edge set (rows: edges, columns: candidate ops)."""
-        return list(self.alphas)
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        """Every parameter that is not α (the ops, stems, classifiers)."""
-        arch = {id(p) for p in self.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
-
-    def arch_weights(self) -> dict[str, torch.Tensor]:
-        """α as the mixture sees it (softmax per edge; sigmoid for ENAS skips), named, detached."""
-        raise NotImplementedError
-
-    def softmax_alphas(self) -> list[torch.Tensor]:
-        """The α tensors whose rows are softmaxed (what `alpha_entropy` averages over)."""
-        return [a for a in self.arch_parameters()]
-
-    def alpha_entropy(self) -> float:
-        """Mean entropy of the per-edge softmaxes: log(#ops) at the start, falls as edges commit."""
-        with torch.no_grad():
-            rows = torch.cat([_softmax_entropy(a.detach().float()) for a in self.softmax_alphas()])
-        return float(rows.mean()) if rows.numel() else 0.0
-
-    def derive(self) -> Architecture:
-        raise NotImplementedError
-
-    def op_columns(self) -> dict[str, int]:
-        return {}
-
-    alphas: nn.ParameterList
+SUPERNET_SPACES = ("darts", "nasnet", "nb201", "enas_macro")
 
 
 # ---- DARTS ---------------------------------------------------------------------------------------
@@ -433,7 +342,7 @@ class ENASMacroSupernet(Supernet):
 
 
 # ---- factory -------------------------------------------------------------------------------------
-_BUILDERS: dict[str, type[Supernet]] = {"darts": DARTSSupernet, "nb201": NB201Supernet,
+_BUILDERS: dict[str, type[Supernet]] = {"darts": DARTSSupernet, "nasnet": NASNetSupernet, "nb201": NB201Supernet,
                                         "enas_macro": ENASMacroSupernet}
 
 

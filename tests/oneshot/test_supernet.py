@@ -26,7 +26,7 @@ from nasforge.oneshot.supernet import (
 )
 from nasforge.spaces.darts import DARTS_OPS, DARTSSpace
 from nasforge.spaces.enas_macro import ENAS_OPS, ENASMacroSpace
-from nasforge.spaces.nasnet import NASNetSpace
+from nasforge.spaces.metaqnn import MetaQNNSpace
 from nasforge.spaces.nb201 import OPS as NB201_OPS
 from nasforge.spaces.nb201 import NB201Space
 
@@ -227,8 +227,8 @@ def test_alpha_entropy_is_maximal_for_uniform_alpha_and_falls_when_peaked() -> N
 
 
 def test_build_supernet_refuses_bad_input() -> None:
-    with pytest.raises(ConfigError, match="no supernet for space 'nasnet'"):
-        build_supernet(NASNetSpace(), SPEC)
+    with pytest.raises(ConfigError, match="no supernet for space 'metaqnn'"):
+        build_supernet(MetaQNNSpace(), SPEC)
     with pytest.raises(ConfigError, match="bad options"):
         build_supernet(NB201Space(), SPEC, layers=3)
     with pytest.raises(ConfigError, match="num_layers"):
