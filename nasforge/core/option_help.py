@@ -77,6 +77,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "epochs": "MLP predictor: training epochs per fit",
         "lr": "MLP predictor: learning rate",
         "retrain_every": "refit the predictor after this many new results",
+        "hyper_every": "results between the Gaussian process's grid searches for its kernel settings",
         "parents": "best architectures whose neighbourhoods are candidates",
         "mutations": "two-step mutants of each parent",
         "random_candidates": "random architectures added to the candidates",
@@ -171,7 +172,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "entropy_weight": "entropy bonus",
         "baseline_decay": "decay of the reward's moving-average baseline",
         "init_range": "controller weights drawn uniformly from +-init_range",
-        "resample": "redraws when it samples an architecture it proposed before",
+        "resample": "redraws when it samples an architecture it proposed before, then a draw among unproposed ones",
         "depth_schedule": "NAS-RL's growing depth, {start, step, every}, on spaces with a depth (null: off)",
     },
     ("strategy", "smash"): {
