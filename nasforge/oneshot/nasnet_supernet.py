@@ -32,7 +32,7 @@ from nasforge.data.base import DataSpec
 from nasforge.models.networks import Classifier, image_shape
 from nasforge.models.ops import FactorizedReduce, ReLUConvBN
 from nasforge.oneshot.mixture import SourceCache
-from nasforge.oneshot.supernet_base import MixedOp, Supernet, _is_reduction, _mixed, _new_alpha
+from nasforge.oneshot.supernet_base import MixedOp, Supernet, _is_reduction, _mixed, _new_alpha, stack_cells
 from nasforge.spaces.nasnet import CELLS, COMBINE
 
 _MASKED = -1e9  # logit of a state a slot may not read: softmax weight exactly 0, entropy term 0
@@ -118,19 +118,10 @@ class NASNetSupernet(Supernet):
         normal = [False] * int(cells_per_stage)
         self.plan = [*normal, True, *normal, True, *normal]
         in_channels, _, _ = image_shape(spec.input_shape, "nasnet")
-        c_stem = int(stem_multiplier) * int(channels)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
-        c_pp, c_p, c = c_stem, c_stem, int(channels)
-        cells = []
-        reduction_prev = False
-        for reduction in self.plan:
-            if reduction:
-                c *= 2
-            cell = NASNetSearchCell(self.names, self.num_blocks, c_pp, c_p, c, reduction, reduction_prev, affine)
-            cells.append(cell)
-            c_pp, c_p = c_p, cell.out_channels
-            reduction_prev = reduction
-        self.cells = nn.ModuleList(cells)
+        self.stem, self.cells, c_p = stack_cells(
+            lambda c_pp, c_p, c, red, red_prev: NASNetSearchCell(self.names, self.num_blocks, c_pp, c_p, c, red,
+                                                                 red_prev, affine),
+            self.plan, in_channels, int(channels), int(stem_multiplier))
         self.classifier = Classifier(c_p, int(spec.num_outputs))
         slots, sources = 2 * self.num_blocks, self.num_blocks + 1
         self.alphas = nn.ParameterList()

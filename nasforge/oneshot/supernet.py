@@ -42,7 +42,7 @@ from nasforge.models.networks import Classifier, enas_reduction_layers, image_sh
 from nasforge.models.ops import FactorizedReduce, ReLUConvBN
 from nasforge.oneshot.mixture import SourceCache
 from nasforge.oneshot.nasnet_supernet import NASNetSupernet
-from nasforge.oneshot.supernet_base import MixedOp, Supernet, _is_reduction, _mixed, _new_alpha
+from nasforge.oneshot.supernet_base import MixedOp, Supernet, _is_reduction, _mixed, _new_alpha, stack_cells
 from nasforge.spaces.darts import DARTS_OPS
 from nasforge.spaces.enas_macro import ENAS_OPS
 from nasforge.spaces.nasnet import CELLS
@@ -115,19 +115,10 @@ class DARTSSupernet(Supernet):
         self.num_nodes = int(space.num_blocks)
         self.plan = darts_reduction_plan(int(layers))
         in_channels, _, _ = image_shape(spec.input_shape, "darts")
-        c_stem = int(stem_multiplier) * int(channels)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
-        c_pp, c_p, c = c_stem, c_stem, int(channels)
-        cells = []
-        reduction_prev = False
-        for reduction in self.plan:
-            if reduction:
-                c *= 2
-            cell = DARTSSearchCell(self.names, self.num_nodes, c_pp, c_p, c, reduction, reduction_prev, affine)
-            cells.append(cell)
-            c_pp, c_p = c_p, cell.out_channels
-            reduction_prev = reduction
-        self.cells = nn.ModuleList(cells)
+        self.stem, self.cells, c_p = stack_cells(
+            lambda c_pp, c_p, c, red, red_prev: DARTSSearchCell(self.names, self.num_nodes, c_pp, c_p, c, red,
+                                                                red_prev, affine),
+            self.plan, in_channels, int(channels), int(stem_multiplier))
         self.classifier = Classifier(c_p, int(spec.num_outputs))
         num_edges = sum(i + 2 for i in range(self.num_nodes))
         self.alphas = nn.ParameterList([_new_alpha(num_edges, len(self.names)) for _ in CELLS])

@@ -3,6 +3,7 @@ methods program against (`nasforge.oneshot.supernet` builds the concrete ones)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -41,6 +42,26 @@ class MixedOp(nn.Module):
 
     def single(self, x: torch.Tensor, column: int) -> torch.Tensor:
         return self.candidates[column](x)  # type: ignore[no-any-return]
+
+
+def stack_cells(make_cell: Callable[..., nn.Module], plan: list[bool], in_channels: int, channels: int,
+                stem_multiplier: int) -> tuple[nn.Sequential, nn.ModuleList, int]:
+    """The stem and the cells of a cell supernet (a reduction cell doubles the width), as the final
+    `CellNetwork` stacks them; `make_cell(c_pp, c_p, c, reduction, reduction_prev)`. Returns the last
+    cell's output width with them."""
+    c_stem = int(stem_multiplier) * int(channels)
+    stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+    c_pp, c_p, c = c_stem, c_stem, int(channels)
+    cells = []
+    reduction_prev = False
+    for reduction in plan:
+        if reduction:
+            c *= 2
+        cell = make_cell(c_pp, c_p, c, reduction, reduction_prev)
+        cells.append(cell)
+        c_pp, c_p = c_p, int(cell.out_channels)  # type: ignore[arg-type]
+        reduction_prev = reduction
+    return stem, nn.ModuleList(cells), c_p
 
 
 def _mixed(module: nn.Module) -> MixedOp:
