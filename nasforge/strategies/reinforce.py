@@ -84,9 +84,24 @@ class Controller:
         """Parameters were updated: drop the NumPy copies used for sampling."""
         self._numpy.clear()
 
+    def _np_step(self, dec: Decision, idx: int, x: np.ndarray, h: np.ndarray, c: np.ndarray,
+                 anchors: dict[int, np.ndarray], layer_state: dict[int, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One LSTM step in NumPy and the decision's logits (anchor attention or its head); a new anchor
+        state is recorded in `anchors`."""
+        n = self.hidden
+        gates = self._np("lstm.w_ih") @ x + self._np("lstm.w_hh") @ h + self._np("lstm.bias")
+        c = _sigmoid(gates[n:2 * n]) * c + _sigmoid(gates[:n]) * np.tanh(gates[2 * n:3 * n])
+        h = _sigmoid(gates[3 * n:]) * np.tanh(c)
+        if _is_anchor(dec):
+            h_i = anchors.setdefault(dec.layer, h)  # type: ignore[arg-type]
+            h_j = anchors.get(dec.source, layer_state.get(dec.source, np.zeros(n)))  # type: ignore[arg-type]
+            score = self._np("anchor.v") @ np.tanh(self._np("anchor.w_prev") @ h_j + self._np("anchor.w_curr") @ h_i)
+            return h, c, np.array([0.0, score])
+        return h, c, self._np(f"head.{idx}.w") @ h + self._np(f"head.{idx}.b")
+
     def sample(self, space: Any, rng: np.random.Generator) -> list[int]:
         """One walk drawn from the policy, computed in NumPy (no autograd: several times faster)."""
-        w_ih, w_hh, bias = self._np("lstm.w_ih"), self._np("lstm.w_hh"), self._np("lstm.bias")
         n = self.hidden
         h = np.zeros(n)
         c = np.zeros(n)
@@ -96,17 +111,7 @@ class Controller:
         out: list[int] = []
         while (dec := space.decision(out)) is not None:
             idx = self.ensure(dec)
-            gates = w_ih @ x + w_hh @ h + bias
-            c = _sigmoid(gates[n:2 * n]) * c + _sigmoid(gates[:n]) * np.tanh(gates[2 * n:3 * n])
-            h = _sigmoid(gates[3 * n:]) * np.tanh(c)
-            if _is_anchor(dec):
-                h_i = anchors.setdefault(dec.layer, h)  # type: ignore[arg-type]
-                h_j = anchors.get(dec.source, layer_state.get(dec.source, np.zeros(n)))  # type: ignore[arg-type]
-                score = self._np("anchor.v") @ np.tanh(self._np("anchor.w_prev") @ h_j
-                                                       + self._np("anchor.w_curr") @ h_i)
-                logits = np.array([0.0, score])
-            else:
-                logits = self._np(f"head.{idx}.w") @ h + self._np(f"head.{idx}.b")
+            h, c, logits = self._np_step(dec, idx, x, h, c, anchors, layer_state)
             if dec.allowed is not None:
                 masked = np.full(len(dec.choices), -np.inf)
                 masked[list(dec.allowed)] = logits[list(dec.allowed)]
@@ -128,7 +133,6 @@ class Controller:
         tried in the order of a draw without replacement from its softmax (Gumbel top-k), so the first
         walk reached is an ordinary draw from the policy and a known one moves to the next most likely
         token at the deepest step; None when no new walk is found within `limit` decisions."""
-        w_ih, w_hh, bias = self._np("lstm.w_ih"), self._np("lstm.w_hh"), self._np("lstm.bias")
         n = self.hidden
         budget = [limit]
 
@@ -141,18 +145,8 @@ class Controller:
             if budget[0] < 0:
                 return None
             idx = self.ensure(dec)
-            gates = w_ih @ x + w_hh @ h + bias
-            c = _sigmoid(gates[n:2 * n]) * c + _sigmoid(gates[:n]) * np.tanh(gates[2 * n:3 * n])
-            h = _sigmoid(gates[3 * n:]) * np.tanh(c)
             anchors = dict(anchors)
-            if _is_anchor(dec):
-                h_i = anchors.setdefault(dec.layer, h)  # type: ignore[arg-type]
-                h_j = anchors.get(dec.source, layer_state.get(dec.source, np.zeros(n)))  # type: ignore[arg-type]
-                score = self._np("anchor.v") @ np.tanh(self._np("anchor.w_prev") @ h_j
-                                                       + self._np("anchor.w_curr") @ h_i)
-                logits = np.array([0.0, score])
-            else:
-                logits = self._np(f"head.{idx}.w") @ h + self._np(f"head.{idx}.b")
+            h, c, logits = self._np_step(dec, idx, x, h, c, anchors, layer_state)
             allowed = [int(o) for o in dec.options]
             keys = logits[allowed] + rng.gumbel(size=len(allowed))
             if dec.layer is not None:
