@@ -9,6 +9,7 @@ import pytest
 
 from nasforge.bench.compare import best_so_far
 from nasforge.cli.main import main
+from nasforge.storage.sql import Store
 
 
 def test_best_so_far_follows_validation_not_test() -> None:
@@ -54,3 +55,24 @@ def test_bench_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 2 and len(err.strip().splitlines()) == 1 and "cifar10" in err
     assert main(["bench", "--table", str(bad), "--strategies", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "unknown strategy 'nope'" in capsys.readouterr().err
+
+
+def test_bench_reads_the_200_epoch_table_by_column_names(shared_data: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    table = shared_data / "nasbench201" / "nb201_cifar10valid_200epoch.csv"
+    args = ["bench", "--table", str(table), "--strategies", "random", "--queries", "10", "--seeds", "2",
+            "--jobs", "1", "--out", str(tmp_path / "e200")]
+    assert main(args) == 2  # no cifar10_valid column in that layout: one line naming the fix
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "valid_column" in err
+    assert main([*args, "--valid-column", "valid-accuracy", "--test-column", "test-accuracy"]) == 0
+    summary = read(tmp_path / "e200" / "summary.csv")
+    # the 200-epoch scores, not the 12-epoch ones: every test accuracy is one of that table's values
+    with open(table) as f:
+        tests = {float(r["test-accuracy"]) for r in csv.DictReader(f)}
+    assert summary[0]["queries"] == "10" and len(read(tmp_path / "e200" / "curves.csv")) == 10
+    store = Store(f"sqlite:///{tmp_path / 'e200' / 'bench.db'}")
+    rows = store.trials(store.require_study("bench-cifar10-random-q10-s0").id)
+    assert len(rows) == 10 and all(r.metrics["test_accuracy"] in tests for r in rows)
+    store.dispose()
+    assert "valid_column=valid-accuracy" in (tmp_path / "e200" / "run.txt").read_text()

@@ -37,6 +37,8 @@ class BenchJob:
     storage: str
     space: str = "nb201"
     proxies: str | None = None  # a proxy CSV, for strategies that take `proxies`
+    valid_column: str | None = None  # default: <dataset>_valid
+    test_column: str | None = None  # default: <dataset>_test
 
 
 def takes_proxies(strategy: str) -> bool:
@@ -61,10 +63,12 @@ def run_job(job: BenchJob) -> tuple[str, int, list[tuple[float, float]]]:
     from nasforge.storage.sql import Store
 
     logging.getLogger("nasforge").setLevel(logging.WARNING)
+    columns = {k: v for k, v in (("valid_column", job.valid_column), ("test_column", job.test_column)) if v}
     config = build_config(space=job.space, strategy=job.strategy, evaluator="table", table=job.table,
                           dataset=job.dataset, trials=job.queries, workers=1, study=study_name(job),
                           storage=job.storage, seed=job.seed, progress=False,
-                          strategy_options={"proxies": job.proxies} if job.proxies else None)
+                          strategy_options={"proxies": job.proxies} if job.proxies else None,
+                          evaluator_options=columns or None)
     store = Store(job.storage)
     Runner(config, store, InProcessBackend()).run()
     study = store.require_study(config.study)
@@ -99,14 +103,18 @@ def best_valid_so_far(points: Sequence[tuple[float, float]], queries: int) -> np
 
 
 def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int, seeds: int, out: str,
-              jobs: int | None = None, seed_offset: int = 0, proxies: str | None = None) -> list[dict[str, Any]]:
+              jobs: int | None = None, seed_offset: int = 0, proxies: str | None = None,
+              valid_column: str | None = None, test_column: str | None = None) -> list[dict[str, Any]]:
+    """`valid_column`/`test_column` read a table laid out otherwise (NAS-Bench-201's 200-epoch
+    `valid-accuracy`/`test-accuracy`); `dataset` then only names the runs."""
     if queries < 1 or seeds < 1:
         raise ConfigError(f"--queries and --seeds must be positive (got {queries}, {seeds})")
     for name in strategies:
         registry.resolve("strategy", name)
     from nasforge.evaluators.table import TableEvaluator
 
-    TableEvaluator(table=table, dataset=dataset)  # a bad table or dataset fails here, in one line
+    # a bad table, dataset or column fails here, in one line
+    TableEvaluator(table=table, dataset=dataset, valid_column=valid_column, test_column=test_column)
     proxy_cost = 0.0
     if proxies:
         from nasforge.proxies.table import ProxyTable
@@ -121,7 +129,8 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
     storage = f"sqlite:///{(folder / 'bench.db').resolve()}"
     table = str(Path(table).resolve())
     work = [BenchJob(s, seed_offset + k, table, dataset, queries, storage,
-                     proxies=proxies if proxies and takes_proxies(s) else None)
+                     proxies=proxies if proxies and takes_proxies(s) else None,
+                     valid_column=valid_column, test_column=test_column)
             for s in strategies for k in range(seeds)]
     uses_proxies = {j.strategy for j in work if j.proxies}
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -157,7 +166,8 @@ def run_bench(table: str, dataset: str, strategies: Sequence[str], queries: int,
     _write_csv(folder / "curves.csv", curve_rows)
     _plot(folder / "curves.png", curves, dataset, Path(table).name)
     (folder / "run.txt").write_text(
-        f"table={table}\ndataset={dataset}\nstrategies={','.join(strategies)}\nqueries={queries}\n"
+        f"table={table}\ndataset={dataset}\nvalid_column={valid_column or ''}\ntest_column={test_column or ''}\n"
+        f"strategies={','.join(strategies)}\nqueries={queries}\n"
         f"seeds={seeds}\ntrials={sum(len(p) for _, _, p in results)}\nelapsed_s={elapsed:.1f}\njobs={jobs}\n"
         f"proxies={proxies or ''}\nproxy_s={proxy_cost:.1f}\n")
     return summary

@@ -316,7 +316,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be a positive number (got {args.jobs})")
     summary = run_bench(args.table, args.dataset, strategies, args.queries, args.seeds, args.out, jobs=args.jobs,
-                        proxies=args.proxies)
+                        proxies=args.proxies, valid_column=args.valid_column, test_column=args.test_column)
     print(format_summary(summary))
     print(f"\nwrote {args.out}/summary.csv, curves.csv, curves.png (trials in {args.out}/bench.db)")
     return 0

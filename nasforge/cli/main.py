@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="compare strategies on a benchmark table (NAS-Bench-201 format)")
     b.add_argument("--table", required=True, help="CSV with arch_str and <dataset>_valid/_test columns")
     b.add_argument("--dataset", default="cifar10", help="dataset columns to use (default cifar10)")
+    b.add_argument("--valid-column", help="validation-accuracy column, for a table laid out otherwise "
+                   "(default <dataset>_valid; NAS-Bench-201's 200-epoch CSV: valid-accuracy)")
+    b.add_argument("--test-column", help="test-accuracy column (default <dataset>_test; 200-epoch CSV: test-accuracy)")
     b.add_argument("--strategies", default=",".join(DEFAULT_BENCH_STRATEGIES),
                    help="comma-separated strategy names (default: the single-objective ones, "
                         f"{','.join(DEFAULT_BENCH_STRATEGIES)})")
