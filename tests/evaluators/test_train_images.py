@@ -134,14 +134,14 @@ def test_bf16_precision_trains_and_is_seeded(digits: Dataset) -> None:
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nasforge.evaluators import train
+    from nasforge.evaluators import devices
 
     cpu = torch.device("cpu")
-    assert train.resolve_precision("fp32", cpu) == "fp32" and train.resolve_precision("bf16", cpu) == "bf16"
-    monkeypatch.setattr(train, "native_bf16", lambda device: True)
-    assert train.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(train, "native_bf16", lambda device: False)
-    assert train.resolve_precision("auto", cpu) == "fp32"
+    assert devices.resolve_precision("fp32", cpu) == "fp32" and devices.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(devices, "native_bf16", lambda device: True)
+    assert devices.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(devices, "native_bf16", lambda device: False)
+    assert devices.resolve_precision("auto", cpu) == "fp32"
 
 
 def test_optimizers_use_fused_kernels() -> None:
