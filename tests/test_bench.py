@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,33 @@ def test_bench_reads_the_200_epoch_table_by_column_names(shared_data: Path, tmp_
     assert len(rows) == 10 and all(r.metrics["test_accuracy"] in tests for r in rows)
     store.dispose()
     assert "valid_column=valid-accuracy" in (tmp_path / "e200" / "run.txt").read_text()
+
+
+def _bench_module(name: str) -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cnn_latency_report_counts_retimed_misses_and_groups_pruning_reasons() -> None:
+    bench = _bench_module("cnn_latency")
+    rows = [{"stored_ms": 0.20, "retimed_median_ms": 0.18, "retimed_max_ms": 0.24},
+            {"stored_ms": 0.24, "retimed_median_ms": 0.26, "retimed_max_ms": 0.30},
+            {"stored_ms": 0.10, "retimed_median_ms": 0.09, "retimed_max_ms": 0.50}]
+    summary = bench.retime_summary(rows, 0.25)
+    assert (summary["trials"], summary["meet_by_median"], summary["meet_by_every_retime"]) == (3, 2, 1)
+    assert summary["worst_median_excess_pct"] == pytest.approx(4.0)  # 0.26 against 0.25
+    assert summary["worst_retime_excess_pct"] == pytest.approx(100.0)  # 0.50 against 0.25
+    assert summary["max_stored_ms"] == 0.24
+    clean = bench.retime_summary(rows[:1], 0.25)
+    assert clean["meet_by_median"] == clean["meet_by_every_retime"] == 1 and clean["worst_retime_excess_pct"] == 0.0
+    reasons = bench.pruned_reasons(["constraint: latency_ms 0.4123 > 0.25 (--max-latency-ms)",
+                                    "constraint: latency_ms 1.837 > 0.25 (--max-latency-ms)",
+                                    "constraint: params 2e+06 > 1e+06 (--max-params)", None])
+    assert reasons == {"constraint: latency_ms X > 0.25 (--max-latency-ms)": 2,
+                       "constraint: params X > 1e+06 (--max-params)": 1, "(no reason stored)": 1}
