@@ -106,6 +106,8 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "max_valid": "validation rows/tokens used for reporting (null: all)",
         "bptt": "language models: steps per truncated back-propagation",
         "supernet": "options of the supernet (layers, channels, ...)",
+        "resource_penalty": "weight of the expected cost share added to the architecture loss (0: off)",
+        "resource": "what the penalty costs: flops, params or latency_ms of each candidate op",
     },
     ("strategy", "enas"): {
         "epochs": "search epochs",
@@ -131,6 +133,8 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "random_baseline": "also score derive_samples uniform architectures at the end",
         "supernet": "options of a CNN space's supernet",
         "micro_ops": "darts space without its own ops: enas (ENAS's five ops) or space (the space's list)",
+        "resource_penalty": "images: reward is accuracy minus this times the child's cost share (0: off)",
+        "resource": "what the penalty costs: flops, params or latency_ms of each candidate op",
     },
     ("strategy", "evolution"): {
         "population_size": "random founders and population cap",

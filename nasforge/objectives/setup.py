@@ -19,6 +19,7 @@ from nasforge.objectives.spec import (
 )
 
 MULTI_OBJECTIVE_STRATEGIES = ("nsga2",)  # strategies that take the objectives themselves
+PENALISED_ONESHOT = ("darts", "enas")  # one-shot methods with a resource penalty (nasforge.oneshot.resource)
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ def resolve_goals(*, objective: str, direction: str, objectives: Any = None,
     objs = parse_objectives(objectives) if objectives is not None else []
     limits = parse_constraints(constraints)
     if oneshot and (objs or limits or scalarize is not None):
-        raise ConfigError(f"--strategy {strategy} is a one-shot search: it takes no --objectives or --max-* "
-                          "constraints; use --strategy-option resource_penalty=W (and resource=flops|params|"
-                          "latency_ms) for a cost-aware search")
+        hint = ("; use --strategy-option resource_penalty=W (and resource=flops|params|latency_ms) for a "
+                "cost-aware search") if strategy in PENALISED_ONESHOT else ""
+        raise ConfigError(f"--strategy {strategy} is a one-shot search: it takes no --objectives, --scalarize or "
+                          f"--max-* constraints{hint}")
     if objs:
         objective, direction = objs[0].name, objs[0].direction
     weights = parse_weights(scalarize, [o.name for o in objs[1:]])

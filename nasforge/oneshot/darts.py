@@ -272,6 +272,9 @@ class DARTS:
     training split, before it is halved), `max_valid` (validation rows/tokens used for reporting),
     `bptt` (language models). `supernet`: options of `build_supernet` (layers, channels, ...).
     Learning-rate options left as None take the image or language-model defaults by the data's task.
+    Resource penalty (ProxylessNAS/FBNet): `resource_penalty` λ (0: off) adds λ · E[cost] to α's loss,
+    E[cost] the softmax(α)-expected `resource` ("flops", "params" or "latency_ms") of the mixed edges as a
+    share of their most expensive choice (`nasforge.oneshot.resource`); CNN supernets only.
     """
 
     name = "darts"
@@ -281,7 +284,12 @@ class DARTS:
                  weight_decay: float | None = None, grad_clip: float | None = None,
                  arch_learning_rate: float | None = None, arch_betas: Sequence[float] = (0.5, 0.999),
                  arch_weight_decay: float | None = None, max_steps: int | None = None, data_fraction: float = 1.0,
-                 max_valid: int | None = None, bptt: int = 35, supernet: JSONDict | None = None) -> None:
+                 max_valid: int | None = None, bptt: int = 35, supernet: JSONDict | None = None,
+                 resource_penalty: float = 0.0, resource: str = "flops") -> None:
+        from nasforge.oneshot.resource import check_options
+
+        self.resource_penalty, self.resource = check_options("darts", resource_penalty, resource)
+        self.table: Any = None  # the running search's ResourceTable, when resource_penalty > 0
         if int(order) not in (1, 2):
             raise ConfigError(f"darts: order must be 1 or 2, got {order!r}")
         if int(epochs) < 1 or int(batch_size) < 1 or int(bptt) < 1:
@@ -339,10 +347,34 @@ class DARTS:
         """α's gradient for one step: first order, or through the unrolled weight step (order 2)."""
         alphas = net.arch_parameters()  # type: ignore[operator]
         if self.order == 1:
-            return first_order_arch_grads(alphas, lambda: task.loss(net, arch_batch))
-        return second_order_arch_grads(net.weight_parameters(), alphas,  # type: ignore[operator]
-                                       lambda: task.loss(net, weight_batch), lambda: task.loss(net, arch_batch),
-                                       xi, buffers=list(net.buffers()))
+            grads = first_order_arch_grads(alphas, lambda: task.loss(net, arch_batch))
+        else:
+            grads = second_order_arch_grads(net.weight_parameters(), alphas,  # type: ignore[operator]
+                                            lambda: task.loss(net, weight_batch),
+                                            lambda: task.loss(net, arch_batch), xi, buffers=list(net.buffers()))
+        if self.table is None:
+            return grads
+        # λ · E[cost] depends on α only (not on w), so its gradient adds to either order's as it is
+        penalty = self.penalty_grads(net)
+        return [g + p for g, p in zip(grads, penalty)]
+
+    def penalty_grads(self, net: nn.Module) -> list[torch.Tensor]:
+        """∇α of λ · E[cost] (`nasforge.oneshot.resource`)."""
+        alphas = net.arch_parameters()  # type: ignore[operator]
+        loss = self.resource_penalty * self.table.expected(net)
+        grads = torch.autograd.grad(loss, list(alphas), allow_unused=True)
+        return [torch.zeros_like(a) if g is None else g for a, g in zip(alphas, grads)]
+
+    def resource_table(self, net: nn.Module, task: SearchTask, spec: Any) -> Any:
+        """The per-op cost table when the penalty is on (built on one validation batch's shape), else None."""
+        if not self.resource_penalty:
+            return None
+        if spec.task != CLASSIFICATION or not isinstance(task, ImageTask):
+            raise ConfigError("darts: resource_penalty needs an image (CNN) supernet; the recurrent cell's ops "
+                              "all cost about the same")
+        from nasforge.oneshot.resource import build_table
+
+        return build_table(net, task.valid_x[:2] if len(task.valid_x) else task.arch_x[:2], self.resource)
 
     # ---- the loop ---------------------------------------------------------------------------
     def search(self, space: Any, dataset: Dataset, *, seed: int, device: torch.device,
@@ -356,6 +388,7 @@ class DARTS:
         net: Any = self.build_network(space, dataset).to(device)  # a Supernet or an RNNSupernet
         net.train()
         task = self.make_task(dataset, device, seed)
+        self.table = self.resource_table(net, task, dataset.spec)
         weights = net.weight_parameters()
         w_opt = torch.optim.SGD(weights, lr=hp["learning_rate"], momentum=hp["momentum"],
                                 weight_decay=hp["weight_decay"])
@@ -383,6 +416,9 @@ class DARTS:
                 loss_sum, seen, step = loss_sum + loss, seen + 1, step + 1
             row = {"train_loss": loss_sum / max(seen, 1), **task.evaluate(net, None),
                    "alpha_entropy": float(net.alpha_entropy()), "lr": lr, "steps": float(step)}
+            if self.table is not None:
+                with torch.no_grad():
+                    row["expected_resource_cost"] = float(self.table.expected(net))
             progress(epoch, row)
         arch = net.derive()
         derived = task.evaluate(net, arch)
@@ -391,6 +427,12 @@ class DARTS:
                    "alpha_entropy": row["alpha_entropy"], "epochs": float(epoch), "steps": float(step),
                    "search_seconds": time.perf_counter() - start, "peak_memory_mb": peak_memory_mb(device)}
         state = {"alphas": alpha_table(net), "genotype": space.describe(arch), "order": self.order}
+        if self.table is not None:
+            assert isinstance(task, ImageTask)
+            metrics["expected_resource_cost"] = row["expected_resource_cost"]
+            metrics["resource_cost"] = self.table.path_cost(net, arch, task.valid_x[:2])
+            state["resource"] = {"resource": self.resource, "penalty": self.resource_penalty,
+                                 "full": self.table.full}
         return OneShotResult(arch=arch, metrics=metrics, state=state)
 
     def _arch_step(self, net: nn.Module, task: SearchTask, weight_batch: Batch, arch_batch: Batch,

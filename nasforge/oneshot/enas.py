@@ -64,6 +64,11 @@ class ENAS:
     end (`random_mean_<metric>`). `supernet` (dict): options for a CNN space's `build_supernet`.
     `micro_ops` ("enas"): on the `darts` (micro-cell) space without its own `ops`, search ENAS's five ops
     (identity, 3x3 and 5x5 separable convs, 3x3 average and max pooling); "space" keeps the space's list.
+    Resource penalty: `resource_penalty` λ (0: off) makes an image child's reward `accuracy − λ · cost`, cost
+    the child's `resource` ("flops", "params" or "latency_ms") as a share of the supernet's most expensive
+    choice on every edge: the table DARTS's penalty uses (`nasforge.oneshot.resource`). A difference, not
+    MnasNet's `accuracy · (cost / target)^w`: it needs no target, and λ reads as accuracy given up for the
+    whole cost. The final candidates are ranked by the same penalised reward.
     """
 
     name = "enas"
@@ -75,7 +80,13 @@ class ENAS:
                  grad_clip: float | None = None, controller_hidden: int = 64, controller_embed: int = 64,
                  controller_lr: float = 3.5e-4, entropy_weight: float = 1e-4, baseline_decay: float = 0.95,
                  reward_c: float = 80.0, init_range: float = 0.1, random_baseline: bool = True,
-                 supernet: dict[str, Any] | None = None, micro_ops: str = "enas") -> None:
+                 supernet: dict[str, Any] | None = None, micro_ops: str = "enas", resource_penalty: float = 0.0,
+                 resource: str = "flops") -> None:
+        from nasforge.oneshot.resource import check_options
+
+        self.resource_penalty, self.resource = check_options("enas", resource_penalty, resource)
+        self.table: Any = None  # the running search's ResourceTable, when resource_penalty > 0
+        self._costs: dict[tuple[int, ...], float] = {}
         if micro_ops not in ("enas", "space"):
             raise ConfigError(f"enas: micro_ops must be 'enas' or 'space', got {micro_ops!r}")
         self.micro_ops = micro_ops
@@ -119,6 +130,7 @@ class ENAS:
         seed_everything(seed)
         space = self.searched_space(space)
         child = self.make_child(space, dataset, device, seed)
+        self.table, self._costs = self.resource_table(child), {}
         agent = ControllerAgent(space, seed=seed, hidden=self.controller_hidden, embed=self.controller_embed,
                                 lr=self.controller_lr, entropy_weight=self.entropy_weight,
                                 baseline_decay=self.baseline_decay, init_range=self.init_range)
@@ -132,15 +144,22 @@ class ENAS:
             progress(epoch, report)
         candidates = self.derive(agent, child)
         best, score = candidates[0]
-        metrics_out = {child.metric_name: score, "valid_reward": child.reward_of(score),
+        metrics_out = {child.metric_name: score, "valid_reward": child.reward_of(score) - self.penalty(best, child),
                        f"policy_mean_{child.metric_name}": child.summarise([s for _, s in candidates]),
                        "controller_entropy": agent.entropy()}
         if self.random_baseline:
             metrics_out[f"random_mean_{child.metric_name}"] = self.uniform_score(space, child, seed)
+        if self.table is not None:
+            metrics_out["resource_cost"] = self.cost(best, child)
         metrics_out |= {"search_seconds": time.perf_counter() - start, "peak_memory_mb": _peak_memory_mb(device)}
         state: dict[str, Any] = {**curves, "baseline": agent.baseline,
                                  "candidates": [{"tokens": list(a.tokens), child.metric_name: s}
                                                 for a, s in candidates]}
+        if self.table is not None:
+            state["resource"] = {"resource": self.resource, "penalty": self.resource_penalty,
+                                 "full": self.table.full}
+            for entry, (arch, _) in zip(state["candidates"], candidates):
+                entry["resource_cost"] = self.cost(arch, child)
         return OneShotResult(best, metrics_out, candidates=candidates, state=state)
 
     def searched_space(self, space: Any) -> Any:
@@ -150,12 +169,37 @@ class ENAS:
             return type(space)(**{**space.config(), "ops": list(ENAS_MICRO_OPS)})
         return space
 
+    def resource_table(self, child: Child) -> Any:
+        """The per-op cost table of the child's supernet when the penalty is on, else None."""
+        if not self.resource_penalty:
+            return None
+        if not isinstance(child, ImageChild):
+            raise ConfigError("enas: resource_penalty needs an image (CNN) supernet; the recurrent cell's ops "
+                              "all cost about the same")
+        from nasforge.oneshot.resource import build_table
+
+        return build_table(child.net, child.valid_x[:2], self.resource)
+
+    def cost(self, arch: Architecture, child: Child) -> float:
+        """The architecture's cost share (0 without a table), computed once per architecture."""
+        if self.table is None:
+            return 0.0
+        if arch.tokens not in self._costs:
+            assert isinstance(child, ImageChild)
+            self._costs[arch.tokens] = self.table.path_cost(child.net, arch, child.valid_x[:2])
+        return self._costs[arch.tokens]
+
+    def penalty(self, arch: Architecture, child: Child) -> float:
+        """λ · cost: what the reward loses for the architecture's resource use."""
+        return self.resource_penalty * self.cost(arch, child) if self.table is not None else 0.0
+
     def controller_phase(self, agent: ControllerAgent, child: Child) -> dict[str, float]:
         """`controller_steps` REINFORCE steps, one sample and one validation batch each; their mean reward."""
         rewards, entropies, metrics = [], [], []
         for _ in range(self.controller_steps):
             arch = agent.draw()
             reward, metric = child.reward(arch)
+            reward -= self.penalty(arch, child)
             entropies.append(agent.update(arch, reward))
             rewards.append(reward)
             metrics.append(metric)
@@ -172,7 +216,7 @@ class ENAS:
             arch = agent.draw()
             seen.setdefault(agent.space.key(arch), arch)
         scored = [(arch, child.evaluate(arch, self.derive_batches)) for arch in seen.values()]
-        scored.sort(key=lambda pair: child.reward_of(pair[1]), reverse=True)
+        scored.sort(key=lambda pair: child.reward_of(pair[1]) - self.penalty(pair[0], child), reverse=True)
         return scored
 
     def uniform_score(self, space: Any, child: Child, seed: int) -> float:

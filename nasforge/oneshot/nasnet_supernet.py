@@ -135,6 +135,11 @@ class NASNetSupernet(Supernet):
     def op_columns(self) -> dict[str, int]:
         return {name: k for k, name in enumerate(self.names)}
 
+    def mixed_edges(self) -> list[tuple[int, int, MixedOp]]:
+        """(α index, α row, slot): slot s of a cell is row s of its cell type's op α."""
+        return [(3 * _is_reduction(cell) + 1, s, _mixed(slot)) for cell in self.cells
+                for s, slot in enumerate(cell.slots)]  # type: ignore[union-attr, arg-type]
+
     def softmax_alphas(self) -> list[torch.Tensor]:
         out = []
         for k, alpha in enumerate(self.alphas):

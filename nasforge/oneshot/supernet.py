@@ -126,6 +126,11 @@ class DARTSSupernet(Supernet):
     def op_columns(self) -> dict[str, int]:
         return {name: k for k, name in enumerate(self.names)}
 
+    def mixed_edges(self) -> list[tuple[int, int, MixedOp]]:
+        """(α index, α row, edge) of every mixed edge: cell edge e is row e of its cell type's α."""
+        return [(_is_reduction(cell), e, _mixed(edge)) for cell in self.cells
+                for e, edge in enumerate(cell.edges)]  # type: ignore[arg-type]
+
     def forward(self, x: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
         s0 = s1 = self.stem(self.images(x))
         if arch is None:
@@ -225,6 +230,11 @@ class NB201Supernet(Supernet):
     def op_columns(self) -> dict[str, int]:
         return {name: k for k, name in enumerate(NB201_OPS)}
 
+    def mixed_edges(self) -> list[tuple[int, int, MixedOp]]:
+        """(α index, α row, edge): every cell's edge e is row e of the one α."""
+        return [(0, e, _mixed(edge)) for layer in self.layers if isinstance(layer, NB201SearchCell)
+                for e, edge in enumerate(layer.edges)]
+
     def forward(self, x: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
         h = self.stem(self.images(x))
         weights = torch.softmax(self.alphas[0], dim=-1) if arch is None else None
@@ -283,6 +293,10 @@ class ENASMacroSupernet(Supernet):
 
     def op_columns(self) -> dict[str, int]:
         return {name: k for k, name in enumerate(ENAS_OPS)}
+
+    def mixed_edges(self) -> list[tuple[int, int, MixedOp]]:
+        """(α index, α row, layer op): layer k's op is row k of the op α (skips cost nothing to choose)."""
+        return [(0, k, _mixed(op)) for k, op in enumerate(self.layer_ops)]
 
     def softmax_alphas(self) -> list[torch.Tensor]:
         return [self.alphas[0]]

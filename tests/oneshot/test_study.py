@@ -114,3 +114,29 @@ def test_darts_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["search", "--data", "builtin:digits", "--strategy", "random", "--order", "2",
                  "--storage", storage]) == 2
     assert "--order is DARTS's option" in capsys.readouterr().err
+
+
+def test_darts_resource_penalty_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--strategy-option resource_penalty=...` reaches DARTS; constraints on a one-shot search are refused in
+    one line that names the penalty (for the methods that have one)."""
+    from nasforge.cli.main import main
+
+    storage = f"sqlite:///{tmp_path}/db.sqlite"
+    base = ["search", "--data", "builtin:digits", "--space", "nb201", "--space-option", "cells_per_stage=1",
+            "--space-option", "channels=4", "--steps", "5", "--storage", storage, "--no-progress"]
+    code = main([*base, "--strategy", "darts", "--strategy-option", "epochs=1", "--strategy-option", "max_steps=2",
+                 "--strategy-option", "batch_size=16", "--strategy-option", "max_valid=32",
+                 "--strategy-option", "supernet={channels: 2}", "--strategy-option", "resource_penalty=1.0",
+                 "--strategy-option", "resource=params", "--study", "p"])
+    assert code == 0
+    store = Store(storage)
+    searched = store.trials(store.require_study("p").id)[0]
+    assert searched.info["state"]["resource"]["resource"] == "params"
+    assert 0.0 <= searched.metrics["oneshot_resource_cost"] <= 1.0
+    capsys.readouterr()
+    assert main([*base, "--strategy", "darts", "--max-params", "1e6", "--study", "q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resource_penalty" in err[0] and "one-shot" in err[0]
+    assert main([*base, "--strategy", "smash", "--max-params", "1e6", "--study", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resource_penalty" not in err[0]
