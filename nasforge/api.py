@@ -27,12 +27,9 @@ class Study(StoredStudy):
     @property
     def objectives(self) -> list[Any]:
         """The study's objectives (`Objective`s); a single-objective study: its objective and params."""
-        from nasforge.objectives.spec import Objective, study_goals
+        from nasforge.objectives.pareto import study_objectives
 
-        goals = study_goals(self.config)
-        if goals.objectives:
-            return list(goals.objectives)
-        return [Objective(self.info.objective, self.info.direction), Objective("params", "minimize")]
+        return study_objectives(self.config, self.info.objective, self.info.direction)
 
     def pareto_front(self, objectives: list[str] | None = None) -> list[TrialRecord]:
         """The complete trials no other dominates on `objectives` (default: the study's), best on the first
@@ -94,7 +91,8 @@ class Study(StoredStudy):
         return _saved(curves_figure(self.info, curves, metric), out)
 
     def plot_pareto(self, out: str | Path | None = None) -> Any:
-        """The objective against params (and FLOPs where stored), the front marked."""
+        """The study's front over its `--objectives` (`pareto_front`), else the objective against params
+        (and FLOPs where stored)."""
         from nasforge.report.plots import pareto_figure
 
         return _saved(pareto_figure(self.info, self.trials), out)

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--study", help="study to draw (every kind but bench)")
     pl.add_argument("--kind", required=True, choices=list(PLOT_KINDS),
                     help="history (objective and best so far against trial number and time), curves (learning "
-                         "curves of --trials), pareto (objective against params/FLOPs, front marked), importance "
+                         "curves of --trials), pareto (the front over the study's --objectives, else objective "
+                         "against params/FLOPs), importance "
                          "(per-decision share of the objective's variance), parallel (parallel coordinates), "
                          "bench (strategies compared, from --bench DIR)")
     pl.add_argument("--out", required=True, help="image to write: .png or .svg")

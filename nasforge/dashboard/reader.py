@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, create_engine, func, inspect, select
@@ -23,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from nasforge.core import registry
 from nasforge.core.errors import StorageError, UserError
+from nasforge.core.types import TrialState
 from nasforge.storage.schema import IntermediateModel, StudyModel, TrialModel
 
 STUDIES = cast(Table, StudyModel.__table__)
@@ -125,8 +127,6 @@ class StoreReader:
 
     def study(self, name: str, top: int = LEADERBOARD_ROWS) -> dict[str, Any]:
         """Everything the study page shows: counts, leaderboard, history, front, running trials."""
-        from nasforge.report.pareto import front_indices
-
         with self.engine.connect() as conn:
             study = self._study(conn, name)
             direction = study.direction
@@ -141,6 +141,10 @@ class StoreReader:
                 select(TRIALS.c.number, TRIALS.c.state, TRIALS.c.score, TRIALS.c.params, TRIALS.c.started,
                        TRIALS.c.finished)
                 .where(TRIALS.c.study_id == study.id).order_by(TRIALS.c.number)).all()
+            complete = conn.execute(
+                select(TRIALS.c.number, TRIALS.c.params, TRIALS.c.metrics)
+                .where(TRIALS.c.study_id == study.id, TRIALS.c.state == "complete")
+                .order_by(TRIALS.c.number)).all()
             running = conn.execute(
                 select(TRIALS.c.number, TRIALS.c.started, TRIALS.c.arch, TRIALS.c.heartbeat)
                 .where(TRIALS.c.study_id == study.id, TRIALS.c.state.in_(("running", "waiting")))
@@ -155,9 +159,6 @@ class StoreReader:
             when = r.finished or r.started
             seconds = (when - origin).total_seconds() if origin and when else None
             points.append([r.number, r.state, _value(r.score, direction), seconds])
-        scored = [r for r in history if r.state == "complete" and r.score is not None and r.params is not None]
-        front = [scored[i].number for i in front_indices([float(r.score) for r in scored],
-                                                         [float(r.params) for r in scored])]
         leaderboard = [{"rank": i + 1, "trial": r.number, "value": _value(r.score, direction), "params": r.params,
                         "flops": (r.metrics or {}).get("flops"), "time_s": r.duration,
                         "test": (r.metrics or {}).get(study.objective.replace("valid_", "test_", 1)),
@@ -170,8 +171,7 @@ class StoreReader:
             "space": study.config.get("space"), "strategy": study.config.get("strategy"),
             "created": study.created, "counts": counts, "leaderboard": leaderboard,
             "history": {"columns": ["trial", "state", "value", "seconds"], "rows": points},
-            "pareto": {"cost": "params", "points": [[r.number, float(r.params), _value(r.score, direction)]
-                                                     for r in scored], "front": front},
+            "pareto": _pareto(study, complete),
             "running": live,
         })
 
@@ -297,3 +297,20 @@ def _progress(artifact: Path | None, number: int) -> list[dict[str, float]]:
             points = []  # the trial restarted (taken over by another runner): keep the latest run
         points.append(point)
     return points
+
+
+def _pareto(study: Any, complete: Sequence[Any]) -> dict[str, Any]:
+    """The study's front over its own objectives (`--objectives`, else its objective and params), computed
+    as `trials --pareto` computes it (`nasforge.objectives.pareto`). Points: [trial, x, y] with y the first
+    objective and x the second; with three or more objectives the front is over all of them, drawn on the
+    first two."""
+    from nasforge.objectives.pareto import pareto_front, study_objectives, trial_points
+
+    objectives = study_objectives(study.config, study.objective, study.direction)
+    rows = [SimpleNamespace(number=r.number, state=TrialState.COMPLETE, params=r.params, metrics=r.metrics or {})
+            for r in complete]
+    kept, points = trial_points(rows, objectives)
+    y, x = objectives[0], objectives[1] if len(objectives) > 1 else objectives[0]
+    return {"objectives": [o.text() for o in objectives], "x": x.name, "y": y.name, "cost": x.name,
+            "points": [[t.number, x.sign * p[1 if len(p) > 1 else 0], y.sign * p[0]] for t, p in zip(kept, points)],
+            "front": [t.number for t in pareto_front(rows, objectives)]}

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge.core.types import TrialState
-from nasforge.objectives.spec import Objective, parse_objectives
+from nasforge.objectives.spec import Objective, parse_objectives, study_goals
 
 Point = Sequence[float]
 
@@ -127,6 +127,17 @@ def igd(found: Sequence[Point], true_front: Sequence[Point], scale: Sequence[flo
 
 
 # ---- stored trials -------------------------------------------------------------------------------
+def study_objectives(config: Any, objective: str, direction: str) -> list[Objective]:
+    """The objectives a study's front is over: its `--objectives` when it has two or more, else its
+    objective and params. One definition for `trials --pareto`, `Study.pareto_front`, the dashboard and
+    `plot --kind pareto`."""
+    goals = study_goals(config)
+    if len(goals.objectives) >= 2:
+        return list(goals.objectives)
+    first = goals.objectives[0] if goals.objectives else Objective(objective, direction)
+    return [first, Objective("params", "minimize")]
+
+
 def trial_value(trial: Any, name: str) -> float | None:
     """A trial's value of `name`: its metrics, or its `params` column (every trial has one)."""
     value = trial.metrics.get(name)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge.core.errors import ConfigError, DataError
 from nasforge.core.types import TrialState
+from nasforge.objectives.spec import study_goals
 from nasforge.report.decisions import decision_table, importance
-from nasforge.report.pareto import COSTS, cost_of, front_indices
+from nasforge.report.pareto import COSTS, cost_of
 from nasforge.storage.sql import StudyInfo, TrialRow
 
 KINDS = ("history", "curves", "pareto", "importance", "parallel", "bench")
@@ -139,30 +140,47 @@ def curves_figure(info: StudyInfo, curves: Mapping[int, Sequence[tuple[int, str,
 
 
 def pareto_figure(info: StudyInfo, trials: Sequence[TrialRow]) -> Figure:
-    """The objective against params (and FLOPs where trials store them), the front marked."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.score is not None]
-    costs = [c for c in COSTS if any(cost_of(t, c) is not None for t in done)] or ["params"]
-    fig = _figure(5.5 * len(costs), 4.2)
-    axes = fig.subplots(1, len(costs), squeeze=False)[0]
-    for ax, cost in zip(axes, costs):
-        usable = [t for t in done if cost_of(t, cost) is not None]
-        x = [cost_of(t, cost) or 0.0 for t in usable]
-        y = [_objective_value(info, t) or 0.0 for t in usable]
-        ax.scatter(x, y, s=14, alpha=0.5, color="#7f7f7f", label="trial", gid=f"trials-{cost}")
-        front = front_indices([float(t.score or 0.0) for t in usable], x)
-        ax.step([x[i] for i in front], [y[i] for i in front], where="post", color="#d62728", lw=1.5,
-                marker="o", ms=5, label=f"front ({len(front)})", gid=f"front-{cost}")
+    """The first objective against each other objective, the study's front marked: the front over the
+    study's own `--objectives` (as `trials --pareto` lists it), or for a single-objective study over its
+    objective and params, with a FLOPs panel (its own front) where trials store FLOPs."""
+    from nasforge.objectives.pareto import pareto_front, study_objectives, trial_points
+    from nasforge.objectives.spec import Objective
+
+    objectives = study_objectives(info.config, info.objective, info.direction)
+    if len(study_goals(info.config).objectives) >= 2:
+        panels = [(o, objectives) for o in objectives[1:]]
+    else:  # objective and params; FLOPs beside it where stored, each panel with its own two-objective front
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        panels = [(Objective(c, "minimize"), [objectives[0], Objective(c, "minimize")]) for c in COSTS
+                  if c == "params" or any(cost_of(t, c) is not None for t in done)]
+    first = objectives[0]
+    fig = _figure(5.5 * len(panels), 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (other, over) in zip(axes, panels):
+        kept, points = trial_points(trials, over)
+        column = [o.name for o in over].index(other.name)
+        x = [other.sign * p[column] for p in points]
+        y = [first.sign * p[0] for p in points]
+        ax.scatter(x, y, s=14, alpha=0.5, color="#7f7f7f", label="trial", gid=f"trials-{other.name}")
+        on_front = {id(t) for t in pareto_front(trials, over)}
+        front = sorted((i for i, t in enumerate(kept) if id(t) in on_front), key=lambda i: (x[i], -y[i]))
+        two = len(over) == 2  # a step line joins a two-objective front; more objectives: the front's points
+        ax.plot([x[i] for i in front], [y[i] for i in front], drawstyle="steps-post" if two else "default",
+                color="#d62728", lw=1.5 if two else 0.0, marker="o", ms=5, label=f"front ({len(front)})",
+                gid=f"front-{other.name}")
         for i in front[:12]:
-            ax.annotate(str(usable[i].number), (x[i], y[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.annotate(str(kept[i].number), (x[i], y[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
         if x and min(x) > 0 and max(x) / min(x) > 30:
             ax.set_xscale("log")
-        if not usable:
-            ax.text(0.5, 0.5, f"no complete trial stores {cost}", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel(cost)
-        ax.set_ylabel(info.objective)
+        if not kept:
+            ax.text(0.5, 0.5, f"no complete trial stores {other.name}", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.set_xlabel(other.name)
+        ax.set_ylabel(first.name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{info.name}: {info.objective} against cost (labels: trial numbers)")
+    over_all = ", ".join(o.text() for o in objectives)
+    fig.suptitle(f"{info.name}: {first.name} against cost, front over {over_all} (labels: trial numbers)")
     return fig
 
 

@@ -108,3 +108,27 @@ def test_non_loopback_needs_the_flag(tmp_path: Path, capsys: pytest.CaptureFixtu
     server = make_server(f"sqlite:///{db}", host="0.0.0.0", port=0, allow_remote=True)
     server.server_close()
     assert main(["dashboard", "--storage", f"sqlite:///{db}", "--port", "70000"]) == 2
+
+
+def test_pareto_view_is_the_studys_own_front(tmp_path: Path) -> None:
+    """`--objectives valid_accuracy,latency_ms`: the dashboard's front is `trials --pareto`'s, over latency;
+    a single-objective study's is over its objective and params, as `trials --pareto` has it too."""
+    from nasforge.api import Study
+    from tests.report.conftest import write_objectives_study
+
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    write_objectives_study(url)
+    write_study(url, name="single")
+    reader = StoreReader(url)
+    view = reader.study("mo")["pareto"]
+    assert view["objectives"] == ["valid_accuracy:max", "latency_ms:min"]
+    assert (view["x"], view["y"]) == ("latency_ms", "valid_accuracy")
+    study = Study("mo", url)
+    assert view["front"] == [t.number for t in study.pareto_front()]
+    complete = {t.number: t for t in study.trials if t.state.value == "complete"}
+    assert {p[0] for p in view["points"]} == set(complete)
+    assert all(p[1] == complete[p[0]].metrics["latency_ms"] and p[2] == complete[p[0]].metrics["valid_accuracy"]
+               for p in view["points"])
+    single = reader.study("single")["pareto"]
+    assert (single["x"], single["y"]) == ("params", "valid_accuracy")
+    assert single["front"] == [t.number for t in Study("single", url).pareto_front()]

@@ -114,3 +114,33 @@ def test_cli_plot_every_study_kind_and_bad_input(made_study: tuple[str, dict[str
     assert main(["plot", "--kind", "bench", "--bench", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert "no curves.csv" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_pareto_plot_of_a_multi_objective_study_is_its_own_front(tmp_path: Path) -> None:
+    """A study searched with --objectives: the plot's front is the one `trials --pareto` lists, over the
+    study's objectives (here latency), not accuracy against params."""
+    from tests.report.conftest import write_objectives_study
+
+    storage = f"sqlite:///{tmp_path / 'mo.db'}"
+    write_objectives_study(storage)
+    study = Study("mo", storage)
+    fig = study.plot_pareto(out=tmp_path / "mo.svg")
+    assert [ax.get_xlabel() for ax in fig.axes] == ["latency_ms"]
+    assert fig.axes[0].get_ylabel() == "valid_accuracy"
+    front = sorted(study.pareto_front(), key=lambda t: t.metrics["latency_ms"])
+    drawn = next(line for line in fig.axes[0].lines if line.get_gid() == "front-latency_ms")
+    assert list(drawn.get_xdata()) == [t.metrics["latency_ms"] for t in front]
+    assert list(drawn.get_ydata()) == [t.metrics["valid_accuracy"] for t in front]
+    by_params = {t.number for t in pareto_trials(study.trials, "params")}
+    assert {t.number for t in front} != by_params, "the fixture's latency front differs from its params front"
+    trials = next(c for c in fig.axes[0].collections if c.get_gid() == "trials-latency_ms").get_offsets()
+    assert len(trials) == 14  # complete trials only: the pruned and the failed one are not drawn
+
+    write_objectives_study(storage, name="three", objectives=("valid_accuracy:max", "latency_ms:min",
+                                                              "peak_memory_mb:min"))
+    three = Study("three", storage)
+    fig = three.plot_pareto()
+    assert [ax.get_xlabel() for ax in fig.axes] == ["latency_ms", "peak_memory_mb"]
+    marked = next(line for line in fig.axes[1].lines if line.get_gid() == "front-peak_memory_mb")
+    assert sorted(marked.get_xdata()) == sorted(t.metrics["peak_memory_mb"] for t in three.pareto_front())
+    assert marked.get_linewidth() == 0.0  # a three-objective front is not a step line in two dimensions

@@ -180,6 +180,7 @@ async function studyPage(page, name) {
   const board = el("tbody");
   const history = el("canvas", { class: "chart", id: "history" });
   const pareto = el("canvas", { class: "chart", id: "pareto" });
+  const paretoTitle = el("h2", {}, "Pareto front");
   const running = el("div", { class: "running-list" });
   let byTime = false;
   let data = null;
@@ -212,7 +213,7 @@ async function studyPage(page, name) {
       board))),
     el("section", { class: "card" }, el("h2", {}, "History ", toggle), history, el("div", { class: "legend" },
       el("span", {}, el("i", { class: "swatch-0" }), "trial"), el("span", {}, el("i", { class: "swatch-2" }), "best so far"))),
-    el("section", { class: "card" }, el("h2", {}, "Objective against params (front marked)"), pareto),
+    el("section", { class: "card" }, paretoTitle, pareto),
     el("section", { class: "card wide" }, el("h2", {}, "Running trials"), running)));
   window.addEventListener("resize", redrawHistory);
   await poll(page, async () => {
@@ -238,8 +239,9 @@ async function studyPage(page, name) {
     const points = data.pareto.points;
     drawChart(pareto, [{ points: points.map((p) => [p[1], p[2]]), kind: "dots", colour: "#7f7f7f" },
       { points: points.filter((p) => front.has(p[0])).map((p) => [p[1], p[2]]).sort((a, b) => a[0] - b[0]), kind: "step", colour: COLOURS[3], marks: true }],
-      { xlabel: "params", ylabel: data.objective, logx: points.length > 1 && Math.max(...points.map((p) => p[1])) > 30 * Math.max(1, Math.min(...points.map((p) => p[1]))),
-        empty: "no trial stores params" });
+      { xlabel: data.pareto.x, ylabel: data.pareto.y, logx: points.length > 1 && Math.max(...points.map((p) => p[1])) > 30 * Math.max(1, Math.min(...points.map((p) => p[1]))),
+        empty: "no complete trial stores " + data.pareto.objectives.join(" and ") });
+    paretoTitle.textContent = data.pareto.y + " against " + data.pareto.x + " (front over " + data.pareto.objectives.join(", ") + ")";
     running.replaceChildren(...data.running.map((t) => {
       const canvas = el("canvas", { class: "mini" });
       const card = el("div", { class: "card" }, el("a", { href: trialHref(name, t.trial) }, "trial " + t.trial), " ",
