@@ -151,12 +151,13 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "grow_probability": "chance a child grows its parent by one block rather than mutating it",
         "initial_random": "random shallow models first",
         "suggested": "architectures (JSON, as nasforge show prints them) trained first",
+        "retries": "redraws of a child proposed before, then a new random shallow model",
     },
     ("strategy", "nsga2"): {
         "population_size": "random founders and population cap",
         "objectives": "objectives to sort by, e.g. [valid_accuracy:max, latency_ms:min] (null: the study's)",
         "crossover_rate": "chance a child is a crossover of two parents before mutation",
-        "retries": "redraws to avoid re-proposing an architecture",
+        "retries": "redraws of a child proposed before, then a new random architecture",
     },
     ("strategy", "qlearning"): {
         "learning_rate": "Q-update step size",

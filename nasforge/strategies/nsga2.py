@@ -6,6 +6,11 @@ tournament on (front, crowding); two parents make a child by the space's crossov
 decision walk, repaired where the walks differ) followed by one mutation. Each result joins the
 population as it arrives and the worst member leaves (a (mu + 1) scheme: results may come in any order).
 
+Duplicates are eliminated, as NSGA-II implementations do (pymoo's `eliminate_duplicates`): an architecture
+takes one place in the population however often it is told (the runner answers a repeated proposal with the
+stored result), and a child proposed before is bred again, up to `retries` times; when every try repeats
+one, a random architecture not proposed yet is tried instead, so a converged population keeps searching.
+
 Constraints follow Deb's rule: a feasible architecture beats an infeasible one, and of two infeasible ones
 the smaller violation wins; a trial pruned before training carries its violation in its metrics
 (`constraint_violation`), so the population can still move towards feasibility when nothing meets the
@@ -97,6 +102,12 @@ class NSGA2(BaseStrategy):
                 if self.space.key(child) not in self.proposed:
                     break
                 child = self._child()
+            else:
+                if self.space.key(child) in self.proposed:
+                    fresh = self.fresh_sample()
+                    if self.space.key(fresh) not in self.proposed:
+                        out.append(self._propose(fresh, role="random"))
+                        continue
             out.append(self._propose(child, role="child"))
         return out
 
@@ -111,8 +122,8 @@ class NSGA2(BaseStrategy):
     def tell(self, proposal: Proposal, result: Result) -> None:
         pid, _ = self._record(proposal, result)
         placed = self._point(result)
-        if pid is None or placed is None:
-            return  # not ours, told twice, or failed: it takes no place
+        if pid is None or placed is None or any(m[1] == proposal.key for m in self.population):
+            return  # not ours, told twice, failed, or already a member: it takes no (second) place
         self.population.append((list(proposal.arch.tokens), proposal.key, placed[0], placed[1]))
         self._order = None
         if len(self.population) > self.population_size:

@@ -98,6 +98,30 @@ def learns_on_a_smooth_landscape(make: MakeStrategy, space: Any) -> None:
     assert best > random_mean, f"best score {best:.4f} found is not above the random mean {random_mean:.4f}"
 
 
+def keeps_finding_new_architectures(make: MakeStrategy, space: Any, count: int = 300,
+                                    patience: int = 2000) -> None:
+    """Driven as the runner drives it (one at a time; a repeat is told the stored result at once and makes no
+    trial; `patience` repeats in a row end the search), a strategy reaches `count` distinct architectures on
+    a space that has more: a converged strategy must not keep proposing what it already has."""
+    strategy = make(seed=0, max_trials=count, space=space)
+    seen: dict[str, Result] = {}
+    repeats = 0
+    while len(seen) < count and repeats < patience:
+        proposals = strategy.ask(1)
+        if not proposals:
+            break
+        (p,) = proposals
+        if p.key in seen:
+            repeats += 1
+            strategy.tell(p, seen[p.key])
+            continue
+        repeats = 0
+        seen[p.key] = result_for(p, len(seen))
+        strategy.tell(p, seen[p.key])
+    assert len(seen) >= count, (f"stopped at {len(seen)} distinct architectures of {count} wanted "
+                                f"({repeats} repeats in a row at the end)")
+
+
 # checks run on every space given, and checks run on the first one only (as tests/conformance does)
 EVERY_SPACE: dict[str, Callable[[MakeStrategy, Any], None]] = {
     "proposals_are_valid": proposals_are_valid,

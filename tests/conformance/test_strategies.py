@@ -42,3 +42,13 @@ def test_survives_only_failures(name: str) -> None:
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_learns_on_a_smooth_landscape(name: str) -> None:
     strategies.learns_on_a_smooth_landscape(make(name), "nb201")
+
+
+# Distinct architectures each must reach on nb201 (thousands of distinct cells) before 2,000 repeats in a row, as
+# the runner counts them: every strategy 300, the model-fitting ones fewer, as each query refits their model.
+DISTINCT = {"bananas": 60, "proxy_bananas": 60, "npenas": 100}
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_keeps_finding_new_architectures(name: str) -> None:
+    strategies.keeps_finding_new_architectures(make(name), "nb201", count=DISTINCT.get(name, 300))
