@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.core.errors import UserError
+from nasforge.core.ranking import best_key
 from nasforge.core.types import TrialState
 from nasforge.storage.sql import Store, StudyInfo, TrialRow
 
@@ -33,7 +34,7 @@ class StoredStudy:
     @property
     def best_trial(self) -> TrialRow | None:
         complete = [t for t in self.trials if t.state == TrialState.COMPLETE and t.score is not None]
-        return max(complete, key=lambda t: (t.score, -t.number)) if complete else None
+        return max(complete, key=best_key) if complete else None
 
     def trial(self, number: int | None = None) -> TrialRow:
         if number is None:

@@ -112,3 +112,30 @@ def test_ensemble_distill_and_export_of_a_sequence_study(cbf_study: Study, tmp_p
         assert np.max(np.abs(shipped.predict_raw(cases) - combined)) <= 1e-4
         assert main(["predict", "--model", str(tmp_path / name), "--data", "builtin:cbf", "--evaluate"]) == 0
         capsys.readouterr()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_sequence_study_ends_with_its_final_ensemble_when_one_ranks_above_the_best_trial(tmp_path: Path) -> None:
+    """`final_ensemble=True` on a per-sequence study: the ensemble is stored only when it ranks above every
+    searched trial (objective, then validation loss), and then it is the study's model, read by `predict`."""
+    from nasforge.core.ranking import best_key
+    from nasforge.ensemble.final import final_ensemble
+
+    study = nasforge.search("builtin:cbf", space="sequence", trials=4, workers=1, epochs=3, test_fraction=0.25,
+                            storage=f"sqlite:///{tmp_path / 'db.sqlite'}", study="cbf-final", root=str(tmp_path),
+                            seed=3, space_options=SMALL, final_ensemble=True)
+    searched = [t for t in study.trials if kind_of(t) == "search"]
+    ensembles = [t for t in study.trials if kind_of(t) == "ensemble"]
+    assert len(searched) == 4 and len(ensembles) <= 1
+    best = study.best_trial
+    assert best is not None
+    if ensembles:
+        (row,) = ensembles
+        assert row.info["final"] and len(row.info["members"]) >= 2 and best.number == row.number
+        assert all(best_key(row)[:2] > best_key(t)[:2] for t in searched)
+        cases, _ = _test_cases()
+        members = [study.predictor(int(m)).predict_raw(cases) for m in row.info["members"]]
+        combined = np.average(members, axis=0, weights=row.info["weights"])
+        assert np.allclose(study.predictor().predict_raw(cases), combined, atol=1e-5)
+    else:
+        assert kind_of(best) == "search" and final_ensemble(study.store, study.info) is None

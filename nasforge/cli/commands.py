@@ -11,6 +11,7 @@ from typing import Any
 
 from nasforge.cli.search_options import search_options
 from nasforge.core.errors import ConfigError
+from nasforge.core.ranking import best_key
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -46,7 +47,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"\n{summary.complete} complete, {summary.failed} failed{of}{pruned} "
               f"({summary.elapsed:.1f}s this run, {summary.reused} duplicate proposals answered from the store)")
     if summary.final is not None:
-        print(f"final model: ensemble trial {summary.final} (it beats every single trial on validation)")
+        print(f"final model: ensemble trial {summary.final} (it ranks above every single trial on validation)")
     _print_baseline(store.require_study(config.study), store)
     if summary.stopped_reason:
         print(summary.stopped_reason, file=sys.stderr)
@@ -63,7 +64,7 @@ def _print_baseline(study: Any, store: Any) -> None:
     if not study.baseline:
         return
     complete = [t for t in store.trials(study.id, [TrialState.COMPLETE]) if t.score is not None]
-    best = max(complete, key=lambda t: (t.score, -t.number)) if complete else None
+    best = max(complete, key=best_key) if complete else None
     print("\n".join(comparison_lines(study.baseline, best, study.objective)))
 
 

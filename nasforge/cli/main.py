@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-baseline", dest="baseline", action="store_const", const=False,
                    help="do not fit the gradient-boosting baseline on a table")
     s.add_argument("--final-ensemble", dest="final_ensemble", action="store_const", const=True,
-                   help="end with a greedy ensemble of the best trials, kept if it wins on validation "
-                        "(default with --time-budget)")
+                   help="end with a greedy ensemble of the best trials, kept if it ranks above the best "
+                        "trial on validation (default with --time-budget)")
     s.add_argument("--no-final-ensemble", dest="final_ensemble", action="store_const", const=False,
                    help="no final ensemble, also with --time-budget")
     s.add_argument("--workers", type=int, help="parallel trials (default: number of cores)")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.core.errors import ConfigError, UserError
+from nasforge.core.ranking import best_key
 from nasforge.core.types import JSONDict, Result, TrialState, canonical_json
 from nasforge.data.base import CLASSIFICATION, REGRESSION, Dataset
 from nasforge.ensemble.combine import (
@@ -132,18 +133,18 @@ class StudyMembers:
         return row
 
     def searched(self, rows: Sequence[TrialRow] | None = None) -> list[TrialRow]:
-        """Complete searched trials with saved weights, best first (ties: lower number)."""
+        """Complete searched trials with saved weights, best first (`core.ranking.best_key`)."""
         rows = self.rows() if rows is None else rows
         usable = [r for r in rows if r.state == TrialState.COMPLETE and r.score is not None
                   and kind_of(r) == "search" and r.checkpoint and Path(r.checkpoint).is_file()]
-        return sorted(usable, key=lambda r: (-(r.score or 0.0), r.number))
+        return sorted(usable, key=best_key, reverse=True)
 
     def best(self, rows: Sequence[TrialRow] | None = None) -> TrialRow:
         rows = self.rows() if rows is None else rows
         complete = [r for r in rows if r.state == TrialState.COMPLETE and r.score is not None and r.checkpoint]
         if not complete:
             raise UserError(f"study {self.info.name!r} has no complete trial with saved weights")
-        return max(complete, key=lambda r: (r.score or 0.0, -r.number))
+        return max(complete, key=best_key)
 
     # ---- outputs -------------------------------------------------------------------------------
     def outputs(self, row: TrialRow) -> Outputs:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasforge.core.errors import ConfigError, UserError
+from nasforge.core.ranking import best_key
 from nasforge.core.types import TrialState
 from nasforge.objectives.pareto import trial_value
 
@@ -55,7 +56,7 @@ def parse_pick(text: str) -> list[Condition]:
 
 
 def pick_trial(trials: Sequence[Any], text: str, study: str = "") -> Any:
-    """The best-scoring complete trial meeting every condition of `text` (ties: the lower number)."""
+    """The best-scoring complete trial meeting every condition of `text` (ties: `core.ranking.best_key`)."""
     conditions = parse_pick(text)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.score is not None]
     where = f" of study {study!r}" if study else ""
@@ -68,4 +69,4 @@ def pick_trial(trials: Sequence[Any], text: str, study: str = "") -> Any:
     if not chosen:
         raise UserError(f"--pick: no complete trial{where} meets {' and '.join(c.text() for c in conditions)} "
                         f"({len(complete)} complete trials)")
-    return max(chosen, key=lambda t: (t.score, -t.number))
+    return max(chosen, key=best_key)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from nasforge.core.ranking import best_key
 from nasforge.core.types import TrialState
 from nasforge.execution.worker import STARTUP_METRIC
 from nasforge.storage.sql import StudyInfo, TrialRow
@@ -28,7 +29,7 @@ def rows_for(study: StudyInfo, trials: Sequence[TrialRow], space: Any | None, in
              ) -> list[dict[str, Any]]:
     """Complete trials ranked best first, then (optionally) the others by number."""
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.score is not None),
-                      key=lambda t: (-(t.score or 0.0), t.number))
+                      key=best_key, reverse=True)
     others = [t for t in trials if t not in complete] if include_all else []
     test_name = _test_metric(study.objective)
     extra = [n for n in _companions(study.objective) if n not in goal_columns(study)] + goal_columns(study)

@@ -156,7 +156,10 @@ def test_no_baseline_and_resume_keeps_the_stored_one(tmp_path: Path) -> None:
     assert first.info.baseline is not None and again.info.baseline == first.info.baseline
 
 
-def test_final_ensemble_is_kept_only_when_strictly_better(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_final_ensemble_is_kept_only_when_it_ranks_above_the_best_trial(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept when better on the objective, or tied on it with a lower validation loss (small validation splits
+    tie on accuracy 1.000); then it is the study's best trial. Worse, or tied without a lower loss: not kept."""
     from nasforge.ensemble import final
     from nasforge.ensemble.selection import Selection
 
@@ -164,10 +167,18 @@ def test_final_ensemble_is_kept_only_when_strictly_better(tmp_path: Path, monkey
                             baseline=False, final_ensemble=False)
     best = study.best_trial
     assert best is not None and len(study.trials) == 3
-    tie = {"valid_accuracy": best.metrics["valid_accuracy"], "valid_loss": 0.0}
-    monkeypatch.setattr(final, "greedy", lambda terms, *a: Selection([0.5, 0.5] + [0.0] * (len(terms) - 2), tie))
-    assert final.final_ensemble(study.store, study.info) is None  # a tie on accuracy, better only on log-loss
-    better = {"valid_accuracy": best.metrics["valid_accuracy"] + 0.01, "valid_loss": 0.0}
-    monkeypatch.setattr(final, "greedy", lambda terms, *a: Selection([0.5, 0.5] + [0.0] * (len(terms) - 2), better))
-    row = final.final_ensemble(study.store, study.info)
+
+    def pick(metrics: dict[str, float]) -> None:
+        monkeypatch.setattr(final, "greedy", lambda terms, *a: Selection([0.5, 0.5] + [0.0] * (len(terms) - 2),
+                                                                         metrics))
+
+    accuracy, loss = best.metrics["valid_accuracy"], best.metrics["valid_loss"]
+    pick({"valid_accuracy": accuracy - 0.01, "valid_loss": 0.0})
+    assert final.final_ensemble(study.store, study.info) is None  # worse on the objective: never kept
+    pick({"valid_accuracy": accuracy, "valid_loss": loss + 0.5})
+    assert final.final_ensemble(study.store, study.info) is None  # a tie on accuracy, but a worse fit
+    pick({"valid_accuracy": accuracy, "valid_loss": 0.0})
+    row = final.final_ensemble(study.store, study.info)  # a tie on accuracy with a lower loss: kept
     assert row is not None and row.info["final"] and len(row.info["members"]) == 2
+    assert row.score is not None and best.score is not None and row.score >= best.score  # scored on its real outputs
+    assert nasforge.load_study(study.name, storage=study.store.url).best_trial.number == row.number
