@@ -171,14 +171,16 @@ class Study(StoredStudy):
                        students=students, epochs=epochs)
 
     # ---- final training (nasforge.final) ------------------------------------------------------------
-    def train(self, trial: int, epochs: int, batch_size: int | None = None, lr: float | None = None,
-              augment: dict[str, Any] | None = None, seed: int | None = None) -> TrialRecord:
+    def train(self, trial: int, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+              augment: dict[str, Any] | None = None, seed: int | None = None, refit: bool = False) -> TrialRecord:
         """Retrain trial `trial`'s architecture from scratch for `epochs` (cosine schedule, no early stopping)
-        and return the new final trial (an identical one already stored is returned as is)."""
+        and return the new final trial (an identical one already stored is returned as is). `refit` trains on
+        the training and validation splits together (no validation metrics, no score; `epochs` defaults to
+        the trial's best epoch scaled by the larger data: nasforge.final.refit_epochs)."""
         from nasforge.final import train_final
 
         row, _ = train_final(self.store, self.info, trial, epochs, batch_size=batch_size, lr=lr, augment=augment,
-                             seed=seed)
+                             seed=seed, refit=refit)
         return row
 
     def write_replay(self, path: str | Path, trial: int | None = None) -> Path:

@@ -1,7 +1,8 @@
 """Final training and replay files: a found architecture retrained from scratch, stored as a trial.
 
 A final trial retrains trial N's architecture on the study's data with a full cosine schedule and no
-early stopping (`info.kind == "final"`, `parent` = N, key `final:<N's key>:<epochs>:<options hash>`).
+early stopping (`info.kind == "final"`, `parent` = N, key `final:<N's key>:<epochs>:<options hash>`);
+a refit (`info.refit`) trains on the training and validation splits together, for small sets.
 A replay file is everything needed to train one trial again exactly (space, architecture, evaluator
 and its config, budget, seed); training it stores a `replay` trial (key `replay:<recipe hash>`). Both
 are inserted already finished through `Store.add_finished_trial`, as ensembles and distilled students
@@ -143,13 +144,15 @@ def _check_positive(name: str, value: Any) -> int:
 
 def final_options(epochs: int, batch_size: int | None = None, lr: float | None = None,
                   augment: JSONDict | None = None, seed: int | None = None, space: str | None = None,
-                  tricks: JSONDict | None = None) -> JSONDict:
+                  tricks: JSONDict | None = None, refit: bool = False) -> JSONDict:
     """The options a final training sets on top of the study's evaluator config (validated).
 
     A space whose class has `final_training` (nasnet, darts: scheduled drop-path, auxiliary head) gets
     those tricks, as its paper trains a found cell; `tricks` overrides them (0 switches one off)."""
     options: JSONDict = {"epochs": _check_positive("epochs", epochs), "steps": None, "patience": None,
                          "schedule": "cosine"}
+    if refit:
+        options["refit"] = True
     paper: JSONDict = dict(getattr(registry.resolve("space", space), "final_training", {}) or {}) if space else {}
     for name, value in (tricks or {}).items():
         if value is None:
@@ -173,22 +176,41 @@ def final_options(epochs: int, batch_size: int | None = None, lr: float | None =
     return options
 
 
-def train_final(store: Store, info: StudyInfo, trial: int, epochs: int, *, batch_size: int | None = None,
+def refit_epochs(row: TrialRow, train_rows: int, valid_rows: int) -> int:
+    """Epochs for a refit of `row` on train + valid: its best epoch scaled by 1 / (1 - the validation share),
+    as the training data grows by that factor (a trial without a best epoch needs --epochs)."""
+    best = row.metrics.get("best_epoch") or row.metrics.get("epochs")
+    if not best:
+        raise UserError(f"trial {row.number} stores no best epoch; give --epochs for its refit")
+    share = valid_rows / max(1, train_rows + valid_rows)
+    return max(1, math.ceil(float(best) / (1.0 - share) - 1e-9))
+
+
+def train_final(store: Store, info: StudyInfo, trial: int, epochs: int | None, *, batch_size: int | None = None,
                 lr: float | None = None, augment: JSONDict | None = None,
                 seed: int | None = None, reporter: Reporter | None = None, drop_path: float | None = None,
-                auxiliary_weight: float | None = None) -> tuple[TrialRow, bool]:
+                auxiliary_weight: float | None = None, refit: bool = False) -> tuple[TrialRow, bool]:
     """Retrain trial `trial`'s architecture from scratch for `epochs` (cosine, no early stopping) and store it
-    as a final trial. The seed defaults to the original trial's. Returns (trial, whether it was trained now)."""
+    as a final trial. The seed defaults to the original trial's. `refit` trains on train + valid (the trial
+    then has no validation metrics and no score) for `epochs`, by default `refit_epochs`. Returns (trial,
+    whether it was trained now)."""
     from nasforge.evaluators.train import TrainEvaluator
 
     _require_train_study(info)
-    options = final_options(epochs, batch_size, lr, augment, seed, space=str(info.config["space"]),
-                            tricks={"drop_path": drop_path, "auxiliary_weight": auxiliary_weight})
     row = _trial(store, info, trial)
-    base = recipe_of(info, row)
     if row.state != TrialState.COMPLETE:
         raise UserError(f"trial {trial} of study {info.name!r} is {row.state.value}, not complete")
+    if epochs is None and not refit:
+        raise ConfigError("final training needs --epochs (only a refit has a default)")
+    if epochs is None:
+        probe = TrainEvaluator(**recipe_of(info, row).evaluator_config).dataset()
+        epochs = refit_epochs(row, len(probe.train), len(probe.valid))
+    options = final_options(epochs, batch_size, lr, augment, seed, space=str(info.config["space"]),
+                            tricks={"drop_path": drop_path, "auxiliary_weight": auxiliary_weight}, refit=refit)
+    base = recipe_of(info, row)
     config = {**base.evaluator_config, **options}
+    if not refit:  # the final training of a refit trial trains on the training split again
+        config.pop("refit", None)
     if isinstance(base.evaluator_config.get("hparams"), dict) and "hparams" in options:
         config["hparams"] = {**base.evaluator_config["hparams"], **options["hparams"]}
     evaluator = TrainEvaluator(**config)  # bad options fail here, before anything is trained or stored
@@ -204,7 +226,7 @@ def train_final(store: Store, info: StudyInfo, trial: int, epochs: int, *, batch
     extra: JSONDict = {"kind": FINAL, "of": row.number, "epochs": int(epochs), "seed": used_seed,
                        "batch_size": int(config.get("batch_size", 128)), "lr": lr, "augment": options.get("augment"),
                        "schedule": "cosine", "drop_path": config.get("drop_path"),
-                       "auxiliary_weight": config.get("auxiliary_weight"),
+                       "auxiliary_weight": config.get("auxiliary_weight"), "refit": bool(refit),
                        "evaluator_config": {k: v for k, v in config.items() if k != "data"}}
     return _train(store, info, recipe, NewTrial(key=key, arch=row.arch, parent=row.number, info=extra), reporter)
 

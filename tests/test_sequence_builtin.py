@@ -139,3 +139,26 @@ def test_a_sequence_study_ends_with_its_final_ensemble_when_one_ranks_above_the_
         assert np.allclose(study.predictor().predict_raw(cases), combined, atol=1e-5)
     else:
         assert kind_of(best) == "search" and final_ensemble(study.store, study.info) is None
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_an_inception_stack_searches_refits_predicts_and_exports(tmp_path: Path) -> None:
+    """The Inception block (masked batch norm) through search, a refit on train + valid, predict and export:
+    the exported file gives the refit model's outputs, and the refit's test accuracy is what predict scores."""
+    study = nasforge.search("builtin:cbf", space="sequence", trials=1, workers=1, epochs=2, test_fraction=0.25,
+                            storage=f"sqlite:///{tmp_path / 'db.sqlite'}", study="cbf-inception",
+                            root=str(tmp_path), seed=2, batch_size=32,
+                            space_options={"max_depth": 1, "blocks": ["inception_16"]})
+    (trial,) = [t for t in study.trials if kind_of(t) == "search"]
+    assert trial.arch["description"]["blocks"] == ["inception_16"]
+    refit = study.train(trial.number, refit=True)
+    assert refit.score is None and "valid_accuracy" not in refit.metrics
+    # 225 cases (180 train + 45 valid) in batches of 32: 7 steps an epoch (a last batch of one is dropped)
+    assert refit.metrics["steps"] == refit.metrics["epochs"] * 7
+    cases, labels = _test_cases()
+    mine = study.predictor(refit.number).predict_raw(cases)
+    assert np.mean(mine.argmax(axis=1) == labels) == pytest.approx(refit.metrics["test_accuracy"], abs=1e-9)
+    out = tmp_path / "refit.pt"
+    assert main(["export", "--study", "cbf-inception", "--storage", study.store.url, "--trial", str(refit.number),
+                 "--out", str(out)]) == 0
+    assert np.max(np.abs(load_exported(out).predict_raw(cases) - mine)) <= 1e-4

@@ -183,3 +183,49 @@ def test_final_training_of_an_image_study_takes_augmentation(tmp_path: Path) -> 
     assert row.state == TrialState.COMPLETE and row.info["augment"] == {"crop_padding": 1, "flip": True}
     assert row.info["evaluator_config"]["augment"] == {"crop_padding": 1, "flip": True}
     assert "test_accuracy" in row.metrics and row.checkpoint and Path(row.checkpoint).is_file()
+
+
+def test_refit_trains_on_train_and_valid_and_never_ranks_as_best(searched: dict[str, str],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import math
+
+    from nasforge.evaluators.train import TrainEvaluator
+
+    storage = searched["storage"]
+    study = _study(searched)
+    best_before = study.best_trial
+    assert best_before is not None
+    capsys.readouterr()
+    assert main(["train", "--study", "iris", "--trial", "0", "--refit", "--storage", storage]) == 0
+    assert "no validation score" in capsys.readouterr().out
+    study = _study(searched)
+    row = max(study.trials, key=lambda t: t.number)
+    assert row.state == TrialState.COMPLETE and row.score is None and row.info["refit"] is True
+    assert row.info["evaluator_config"]["refit"] is True and row.metrics["refit"] == 1.0
+    assert not [k for k in row.metrics if k.startswith("valid_")] and "test_accuracy" in row.metrics
+    data = TrainEvaluator(**study.config["evaluator_config"]).dataset()
+    share = len(data.valid) / (len(data.train) + len(data.valid))
+    source = study.trial(0).metrics["best_epoch"]
+    assert row.info["epochs"] == math.ceil(source / (1 - share) - 1e-9) == row.metrics["epochs"]
+    assert row.metrics["best_epoch"] == row.metrics["epochs"]  # the last epoch is kept
+    per_epoch = math.ceil((len(data.train) + len(data.valid)) / 128)  # the study's batch size: one step per epoch
+    assert row.metrics["steps"] == row.metrics["epochs"] * per_epoch
+    assert study.best_trial is not None and study.best_trial.number == best_before.number
+    # a plain final training of the refit trial trains on the training split again
+    plain = study.train(trial=row.number, epochs=1)
+    assert "refit" not in plain.info["evaluator_config"] and "valid_accuracy" in plain.metrics
+    assert study.train(trial=0, refit=True).number == row.number  # the same refit is stored already
+
+
+def test_refit_bad_input(searched: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from nasforge.core.errors import ConfigError
+    from nasforge.evaluators.train import TrainEvaluator
+
+    storage = searched["storage"]
+    replay = _study(searched).write_replay(tmp_path / "r.json", trial=0)
+    assert "drop --refit" in _error(capsys, ["train", "--replay", str(replay), "--refit", "--storage", storage])
+    assert "--epochs" in _error(capsys, ["train", "--study", "iris", "--trial", "0", "--storage", storage])
+    with pytest.raises(ConfigError, match="patience must be null"):
+        TrainEvaluator(refit=True, patience=3)
+    with pytest.raises(ConfigError, match="refit must be true or false"):
+        TrainEvaluator(refit="yes", patience=None)

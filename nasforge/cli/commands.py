@@ -189,7 +189,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                           ("--batch-size", args.batch_size), ("--lr", args.lr),
                                           ("--augment", args.augment or None), ("--seed", args.seed),
                                           ("--drop-path", args.drop_path),
-                                          ("--auxiliary-weight", args.auxiliary_weight))
+                                          ("--auxiliary-weight", args.auxiliary_weight),
+                                          ("--refit", args.refit or None))
                  if value is not None]
         if given:
             raise ConfigError(f"--replay trains the file as written: drop {', '.join(given)}")
@@ -199,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         chosen = args.trial if args.trial is not None else ("pick" if args.pick else None)
         missing = [flag for flag, value in (("--study", args.study), ("--trial or --pick", chosen),
-                                            ("--epochs", args.epochs)) if value is None]
+                                            ("--epochs", args.epochs if not args.refit else 0)) if value is None]
         if missing:
             raise ConfigError(f"train needs {', '.join(missing)} (or --replay FILE)")
         study = Study(args.study, args.storage)
@@ -208,11 +209,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         row, created = train_final(study.store, study.info, trial, args.epochs, batch_size=args.batch_size,
                                    lr=args.lr, augment=dict(args.augment) or None, seed=args.seed,
                                    reporter=EpochLines(args.epochs), drop_path=args.drop_path,
-                                   auxiliary_weight=args.auxiliary_weight)
+                                   auxiliary_weight=args.auxiliary_weight, refit=args.refit)
     _print_rows(study, [row.number], None)
     metric = study.info.objective
     test = metric.replace("valid_", "test_", 1)
-    shown = f"{metric}={row.metrics.get(metric)}" + (f" {test}={row.metrics[test]}" if test in row.metrics else "")
+    shown = ("(refit on train + valid: no validation score)" if row.metrics.get("refit")
+             else f"{metric}={row.metrics.get(metric)}")
+    shown += f" {test}={row.metrics[test]}" if test in row.metrics else ""
     if row.state.value != "complete":
         print(f"trial {row.number} {row.state.value}: {row.error}", file=sys.stderr)
         return 1

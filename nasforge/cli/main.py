@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "at the last epoch (default: the paper's, 0.4 nasnet, 0.2 darts; 0 off)")
     tr.add_argument("--auxiliary-weight", type=float, help="nasnet/darts: weight of the auxiliary head's loss "
                     "(default: the papers' 0.4; 0 off)")
+    tr.add_argument("--refit", action="store_true", help="train on the training and validation splits together "
+                    "(for small sets; no validation score is stored); --epochs defaults to the trial's best epoch "
+                    "scaled by the larger data")
     tr.add_argument("--replay", metavar="FILE", help="train a replay file written by `nasforge show --replay`")
 
     pr = sub.add_parser("predict", help="predict with a study's trained model or an exported file")

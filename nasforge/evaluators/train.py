@@ -55,7 +55,7 @@ from nasforge.evaluators.steps import (
     task_loss,
     training_members,
 )
-from nasforge.evaluators.train_data import TargetScale, TrainData, _Prepared, _Tensors
+from nasforge.evaluators.train_data import TargetScale, TrainData, _Prepared, _Tensors, with_validation_in_training
 from nasforge.evaluators.train_options import DEFAULT_TRAINING, HPARAM_KEYS, OPTIMIZERS, SCHEDULES, TrainOptions
 from nasforge.models.tricks import FinalTraining
 
@@ -95,6 +95,10 @@ class TrainEvaluator(TrainOptions, TrainData, TrainingSteps):
     `drop_path` (0: the largest scheduled drop-path probability, reached at the end of training) and
     `auxiliary_weight` (0: the weight of an auxiliary head's loss) are NASNet's and DARTS's final-training
     tricks for cell networks (`nasforge.models.tricks`); `nasforge train` switches them on for those spaces.
+    `refit` (false; `nasforge train --refit`) trains on the training and validation splits together and keeps
+    the last epoch: on a small set the held-out fifth is data the final model needs. The validation split is
+    then seen, so no `valid_*` metric is stored and the trial has no score (it never ranks as a study's best);
+    the test split stays unseen. Needs `patience` null.
     """
 
     @classmethod
@@ -143,6 +147,8 @@ class TrainEvaluator(TrainOptions, TrainData, TrainingSteps):
         budget = spec.budget or {}
         fraction = self._fraction_of(budget)
         data = self._prepare(dataset, device, fraction)
+        if self.refit:
+            data = with_validation_in_training(data)
         task = data.task
         images = task == CLASSIFICATION and len(dataset.spec.input_shape) == 3
         if self.augment is not None and not images:
@@ -238,7 +244,9 @@ class TrainEvaluator(TrainOptions, TrainData, TrainingSteps):
             curve.append(row)
             reporter.report(epoch, row)
             rank = (row[stop_name] if maximize else -row[stop_name], -row["valid_loss"])
-            if math.isfinite(rank[0]) and rank > best_rank:
+            if self.refit:  # the validation split is trained on: it cannot choose an epoch, the last one is kept
+                best_row = row
+            elif math.isfinite(rank[0]) and rank > best_rank:
                 best_rank, best_row, bad_epochs = rank, row, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
@@ -256,7 +264,9 @@ class TrainEvaluator(TrainOptions, TrainData, TrainingSteps):
             model.load_state_dict(best_state)
         tricks.finish()
         chosen = best_row if best_row is not None else curve[-1]
-        metrics = {k: float(v) for k, v in chosen.items() if k.startswith("valid_")}
+        metrics = {} if self.refit else {k: float(v) for k, v in chosen.items() if k.startswith("valid_")}
+        if self.refit:
+            metrics["refit"] = 1.0
         metrics.update(train_loss=chosen["train_loss"], best_epoch=chosen["epoch"], epochs=float(len(curve)),
                        steps=float(run.step))
         if data.test is not None:

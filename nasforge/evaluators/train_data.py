@@ -118,3 +118,12 @@ def _value_tensors(split: Split, device: torch.device, mean: np.ndarray, std: np
     y = np.asarray(split.y, dtype=np.float64).reshape(len(split), -1)
     return _Tensors(torch.as_tensor(np.asarray(split.x, dtype=np.float32), device=device),
                     torch.as_tensor(((y - mean) / std).astype(np.float32), device=device), y)
+
+
+def with_validation_in_training(data: _Prepared) -> _Prepared:
+    """`data` with the validation rows appended to the training ones (a refit's training data); the validation
+    split stays as it is, for the per-epoch curve only."""
+    raw = (np.concatenate([data.train.y_raw, data.valid.y_raw]) if data.train.y_raw is not None
+           and data.valid.y_raw is not None else None)
+    train = _Tensors(torch.cat([data.train.x, data.valid.x]), torch.cat([data.train.y, data.valid.y]), raw)
+    return dataclasses.replace(data, train=train)

@@ -59,7 +59,8 @@ class TrainOptions:
                  schedule: str | None = None, lr_decay: float | None = None, grad_clip: float | None = None,
                  augment: JSONDict | None = None, data_fraction: float = 1.0, data_seed: int = 0,
                  channels_last: bool | None = None, compile: bool = False, precision: str = "auto",
-                 hparams: JSONDict | None = None, drop_path: float = 0.0, auxiliary_weight: float = 0.0) -> None:
+                 hparams: JSONDict | None = None, drop_path: float = 0.0, auxiliary_weight: float = 0.0,
+                 refit: bool = False) -> None:
         if int(epochs) < 1 or int(batch_size) < 1 or (eval_batch_size is not None and int(eval_batch_size) < 1):
             raise ConfigError("train evaluator: epochs, batch_size and eval_batch_size must be >= 1")
         if steps is not None and int(steps) < 1:
@@ -71,7 +72,8 @@ class TrainOptions:
         if schedule is not None and schedule not in SCHEDULES:
             raise ConfigError(f"train evaluator: schedule must be one of {', '.join(SCHEDULES)} or null, "
                               f"got {schedule!r}")
-        for name, flag in (("nesterov", nesterov), ("compile", compile), ("save_weights", save_weights)):
+        for name, flag in (("nesterov", nesterov), ("compile", compile), ("save_weights", save_weights),
+                           ("refit", refit)):
             if not isinstance(flag, bool):
                 raise ConfigError(f"train evaluator: {name} must be true or false, got {flag!r}")
         if channels_last is not None and not isinstance(channels_last, bool):
@@ -109,6 +111,10 @@ class TrainOptions:
         self.hparams = _check_hparams(hparams)
         self.drop_path = _check_number("drop_path", drop_path, 0.0, 0.95)
         self.auxiliary_weight = _check_number("auxiliary_weight", auxiliary_weight, 0.0)
+        if refit and patience is not None:
+            raise ConfigError("train evaluator: refit trains on the validation split too, so nothing can stop it "
+                              "early; patience must be null")
+        self.refit = refit
         self._dataset: Dataset | None = None
         self._prepared: dict[tuple[str, float], _Prepared] = {}
     def _fraction_of(self, budget: JSONDict) -> float:

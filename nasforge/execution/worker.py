@@ -144,7 +144,7 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> Result:
         result.duration = time.perf_counter() - start
     if result.state == TrialState.COMPLETE and not (goals is not None and goals.objectives):
         result.score = score_of(result.metrics, spec.objective, spec.direction)
-        if result.score is None:
+        if result.score is None and not result.metrics.get("refit"):  # a refit has no held-out score, by design
             result.state = TrialState.FAILED
             value = result.metrics.get(spec.objective)
             result.error = (f"error: objective {spec.objective!r} missing from metrics" if value is None

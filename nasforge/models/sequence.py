@@ -67,6 +67,64 @@ class Conv(nn.Module):
         return self.norm(y)
 
 
+class MaskedBatchNorm(nn.Module):
+    """Batch norm over (batch, steps, width) whose training statistics count real steps only, so padding never
+    moves them; evaluation uses the running statistics, as nn.BatchNorm1d does."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
+    def __init__(self, width: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+        self.register_buffer("running_mean", torch.zeros(width))
+        self.register_buffer("running_var", torch.ones(width))
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            count = keep.sum().clamp(min=1.0)
+            mean = (h * keep).sum(dim=(0, 1)) / count
+            var = (((h - mean) ** 2) * keep).sum(dim=(0, 1)) / count
+            with torch.no_grad():
+                unbiased = var * count / (count - 1.0).clamp(min=1.0)
+                self.running_mean.mul_(1.0 - self.momentum).add_(self.momentum * mean)
+                self.running_var.mul_(1.0 - self.momentum).add_(self.momentum * unbiased)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (h - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+class Inception(nn.Module):
+    """InceptionTime's module (Ismail Fawaz et al., 2020): a 1x1 bottleneck, parallel convolutions of kernel
+    9, 19 and 39 and a max-pool + 1x1 branch, concatenated (4 x filters), batch norm, ReLU, with a residual
+    1x1 shortcut. Padded steps are zero on input and left out of the batch statistics."""
+
+    KERNELS = (9, 19, 39)
+
+    def __init__(self, width: int, filters: int) -> None:
+        super().__init__()
+        self.bottleneck = nn.Conv1d(width, filters, 1, bias=False) if width > 1 else None
+        inner = filters if width > 1 else width
+        self.convs = nn.ModuleList(nn.Conv1d(inner, filters, k, padding=k // 2, bias=False) for k in self.KERNELS)
+        self.pool_conv = nn.Conv1d(width, filters, 1, bias=False)
+        self.width = 4 * filters
+        self.norm = MaskedBatchNorm(self.width)
+        self.shortcut = nn.Conv1d(width, self.width, 1, bias=False) if width != self.width else None
+        self.shortcut_norm = MaskedBatchNorm(self.width)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        keep = mask.unsqueeze(-1).to(h.dtype)
+        x = h.transpose(1, 2)
+        inner = self.bottleneck(x) if self.bottleneck is not None else x
+        pooled = nn.functional.max_pool1d(x, 3, stride=1, padding=1)
+        branches = [conv(inner) for conv in self.convs] + [self.pool_conv(pooled)]
+        y = self.norm(torch.cat(branches, dim=1).transpose(1, 2), keep)
+        short = h if self.shortcut is None else self.shortcut(x).transpose(1, 2)
+        return torch.relu(torch.relu(y) + self.shortcut_norm(short, keep))
+
+
 class Transformer(nn.Module):
     """A pre-norm encoder layer (feed-forward 2 x width); the first one in a stack adds the positions."""
 
@@ -135,7 +193,7 @@ class SequenceNetwork(nn.Module):
             if name == "identity":
                 continue
             family, parts = block_family(name), name.split("_")
-            block: Recurrent | Conv | Transformer | SequenceUserBlock
+            block: Recurrent | Conv | Inception | Transformer | SequenceUserBlock
             if family == "user":
                 block = SequenceUserBlock(build_user_block(name, (steps, width), "sequence", same_leading=1))
             elif family in ("lstm", "bilstm", "gru"):
@@ -145,6 +203,8 @@ class SequenceNetwork(nn.Module):
                 spec = parts[1:] if residual else parts
                 dilation = int(spec[1][3:]) if spec[1].startswith("dil") else 1
                 block = Conv(width, int(spec[-1]), int(spec[0][4:]), dilation, residual)
+            elif family == "inception":
+                block = Inception(width, int(parts[1]))
             elif family == "transformer":
                 model_width, heads = int(parts[1]), int(parts[2][1:])
                 block = Transformer(width, model_width, heads, dropout, "none" if positioned else positional,

@@ -48,13 +48,19 @@ CONV_BLOCKS: tuple[str, ...] = ("conv3_16", "conv3_64", "conv5_64", "conv7_64", 
 TRANSFORMER_BLOCKS: tuple[str, ...] = ("transformer_16_h2", "transformer_64_h2", "transformer_64_h4",
                                        "transformer_128_h4", "transformer_128_h8")
 BLOCK_VOCABULARY: tuple[str, ...] = ("identity", *RECURRENT_BLOCKS, *CONV_BLOCKS, *TRANSFORMER_BLOCKS)
+# Built-in blocks added after user blocks existed: their tokens come after a study's user blocks, so the stored
+# tokens of a study with user blocks keep their meaning. inception_<filters>: InceptionTime's module
+# (bottleneck, parallel k9/k19/k39 convolutions and a max-pool branch, 4 x filters out, masked batch norm,
+# residual shortcut), the strongest known block on the UCR sets.
+INCEPTION_BLOCKS: tuple[str, ...] = ("inception_16", "inception_32")
+BUILTIN_BLOCKS: tuple[str, ...] = (*BLOCK_VOCABULARY, *INCEPTION_BLOCKS)
 IDENTITY = 0
-BLOCK_FAMILIES = ("lstm", "bilstm", "gru", "conv", "transformer")
+BLOCK_FAMILIES = ("lstm", "bilstm", "gru", "conv", "inception", "transformer")
 
 
 def block_family(name: str) -> str:
-    """lstm, bilstm, gru, conv or transformer (identity for identity, user for a user block's import path): what
-    the bench tallies."""
+    """lstm, bilstm, gru, conv, inception or transformer (identity for identity, user for a user block's import
+    path): what the bench tallies."""
     if name == "identity":
         return name
     if ":" in name:
@@ -78,8 +84,8 @@ def _index_of(choices: Sequence[Any], value: Any, what: str) -> int:
 class SequenceSpace(TokenSpace):
     """Stacks of `min_depth`..`max_depth` sequence blocks; `blocks` restricts the vocabulary and `fixed` pins
     hyper-parameters (both only mask choices, so stored tokens keep their meaning). `user_blocks` (registered
-    block names or import paths, stored as import paths) join the end of the vocabulary
-    (nasforge.models.user_blocks)."""
+    block names or import paths, stored as import paths) join the vocabulary after BLOCK_VOCABULARY and before
+    INCEPTION_BLOCKS (nasforge.models.user_blocks)."""
 
     name = "sequence"
 
@@ -91,8 +97,8 @@ class SequenceSpace(TokenSpace):
         self.min_depth = int(min_depth)
         self.max_depth = int(max_depth)
         self.fixed = dict(fixed) if fixed is not None else None
-        self.user_blocks = canonical_blocks("sequence", user_blocks, BLOCK_VOCABULARY)
-        self.vocabulary: tuple[str, ...] = (*BLOCK_VOCABULARY, *self.user_blocks)
+        self.user_blocks = canonical_blocks("sequence", user_blocks, BUILTIN_BLOCKS)
+        self.vocabulary: tuple[str, ...] = (*BLOCK_VOCABULARY, *self.user_blocks, *INCEPTION_BLOCKS)
         given = list(blocks) if blocks is not None else None
         indices = [block_index(self.vocabulary, b) for b in given or []]
         if None in indices or (given is not None and not given):
@@ -257,6 +263,8 @@ def _block_label(name: str) -> str:
         return {"lstm": "LSTM", "bilstm": "bidirectional LSTM", "gru": "GRU"}[family]
     if family == "transformer":
         return "Transformer encoder"
+    if family == "inception":
+        return "Inception module k9/k19/k39 + max-pool"
     kernel = parts[1 if parts[0] == "res" else 0][len("conv"):]
     dilated = [p for p in parts if p.startswith("dil")]
     label = f"conv 1-D k{kernel}" + (f" dilation {dilated[0][3:]}" if dilated else "")
@@ -272,6 +280,8 @@ def _block_detail(name: str) -> str:
         return f"width {parts[1]}, {parts[2][1:]} heads"
     if family == "bilstm":
         return f"2 × {parts[1]} units"
+    if family == "inception":
+        return f"4 × {parts[1]} filters, batch norm, residual"
     if family in ("lstm", "gru"):
         return f"{parts[1]} units"
     return f"{parts[-1]} filters"

@@ -201,7 +201,7 @@ def test_sequence_block_gets_the_mask_and_passes_the_space_checks(blocks: Path) 
 
     path = "myblocks.blocks:MaskedMix"
     space = sequence.SequenceSpace(max_depth=2, user_blocks=[path], blocks=[path, "gru_16", "conv3_16"])
-    assert space.config()["user_blocks"] == [path] and space.vocabulary[-1] == path
+    assert space.config()["user_blocks"] == [path] and space.vocabulary[len(sequence.BLOCK_VOCABULARY)] == path
     check_space(space, data=DataSpec("classification", input_shape=(9, 3), num_outputs=4), samples=30)
     net = SequenceNetwork([path, "gru_16"], steps=9, channels=2, outputs=4, pooling="mean")
     x = torch.randn(2, 9, 3)

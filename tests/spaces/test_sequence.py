@@ -10,12 +10,20 @@ from nasforge.core.errors import ConfigError
 from nasforge.data.base import DataSpec
 from nasforge.models.sequence import SequenceNetwork, reverse_within_length
 from nasforge.spaces.base import InvalidArchitecture
-from nasforge.spaces.sequence import BLOCK_VOCABULARY, HYPERPARAMETERS, SequenceSpace, block_family
+from nasforge.spaces.sequence import (
+    BLOCK_VOCABULARY,
+    BUILTIN_BLOCKS,
+    HYPERPARAMETERS,
+    INCEPTION_BLOCKS,
+    SequenceSpace,
+    block_family,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPEC = DataSpec("classification", (12, 3), 3)  # 2 channels + the mask
-EVERY_FAMILY = ["conv3_dil2_64", "transformer_16_h2", "bilstm_16", "gru_16", "res_conv3_64", "lstm_16"]
+EVERY_FAMILY = ["conv3_dil2_64", "transformer_16_h2", "bilstm_16", "gru_16", "res_conv3_64", "inception_16",
+                "lstm_16"]
 
 
 def padded(cases: list[torch.Tensor], steps: int, garbage: bool = False) -> torch.Tensor:
@@ -30,10 +38,10 @@ def padded(cases: list[torch.Tensor], steps: int, garbage: bool = False) -> torc
 
 
 def test_every_block_is_in_one_family_and_builds() -> None:
-    assert len(set(BLOCK_VOCABULARY)) == len(BLOCK_VOCABULARY)
-    assert {block_family(b) for b in BLOCK_VOCABULARY} == {"identity", "lstm", "bilstm", "gru", "conv",
-                                                           "transformer"}
-    net = SequenceNetwork(list(BLOCK_VOCABULARY), steps=12, channels=2, outputs=3)
+    assert len(set(BUILTIN_BLOCKS)) == len(BUILTIN_BLOCKS)
+    assert {block_family(b) for b in BUILTIN_BLOCKS} == {"identity", "lstm", "bilstm", "gru", "conv",
+                                                         "inception", "transformer"}
+    net = SequenceNetwork(list(BUILTIN_BLOCKS), steps=12, channels=2, outputs=3)
     y = torch.randint(0, 3, (2,))
     torch.nn.functional.cross_entropy(net(padded([torch.randn(5, 2), torch.randn(12, 2)], 12)), y).backward()
 
@@ -97,3 +105,32 @@ def test_backward_direction_reads_each_case_reversed_within_its_length() -> None
     h = torch.arange(10.0).view(2, 5, 1)
     out = reverse_within_length(h, torch.tensor([3, 5]))
     assert out[:, :, 0].tolist() == [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]]
+
+
+def test_inception_blocks_come_after_the_first_vocabulary_and_stack_with_any_block() -> None:
+    """Tokens stored before the Inception blocks existed keep their meaning; a mixed stack builds and draws."""
+    space = SequenceSpace()
+    assert space.vocabulary == (*BLOCK_VOCABULARY, *INCEPTION_BLOCKS)
+    arch = space.parse({"blocks": ["inception_32", "lstm_16", "inception_16"], "pooling": "mean"})
+    assert space.block_names(arch) == ["inception_32", "lstm_16", "inception_16"]
+    assert [layer["kind"] for layer in space.layer_diagram(arch)["layers"]] == ["inception", "lstm", "inception",
+                                                                                "head"]
+    net = space.build(arch, SPEC)
+    assert net(torch.randn(2, 12, 3)).shape == (2, 3)
+    assert net.blocks[0].width == 128 and net.blocks[2].width == 64
+
+
+def test_inception_batch_statistics_count_real_steps_only() -> None:
+    """In training mode the batch norm's statistics (and so the output and the running averages) do not move
+    with garbage in the padding or a longer padded length."""
+    cases = [torch.randn(5, 2), torch.randn(9, 2), torch.randn(12, 2)]
+    outputs, running = [], []
+    for steps, garbage in ((12, False), (12, True), (20, True)):
+        torch.manual_seed(0)
+        net = SequenceNetwork(["inception_16", "inception_16"], steps=steps, channels=2, outputs=3, pooling="mean")
+        net.train()
+        outputs.append(net(padded(cases, steps, garbage)))
+        running.append(net.blocks[0].norm.running_mean.clone())
+    for out, mean in zip(outputs[1:], running[1:]):
+        assert torch.allclose(outputs[0], out, atol=1e-5) and torch.allclose(running[0], mean, atol=1e-6)
+    assert not torch.allclose(running[0], torch.zeros_like(running[0]))
