@@ -245,7 +245,7 @@ DESCRIPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "hparams": "training hyper-parameters that win over the space's own",
         "drop_path": "largest scheduled drop-path probability (cell networks; 0: off)",
         "auxiliary_weight": "weight of an auxiliary head's loss (cell networks; 0: off)",
-        "refit": "train on train + valid together, keep the last epoch; no validation metrics or score (final training)",
+        "refit": "train on train + valid together, keep the last epoch; no validation metrics or score",
     },
 }
 DESCRIPTIONS[("strategy", "proxy_bananas")] = {
