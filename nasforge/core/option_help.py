@@ -267,7 +267,7 @@ DESCRIPTIONS[("strategy", "npenas")] = {
 # A subclass that changes an inherited option's default in its body (npenas: options.setdefault), where the
 # signature cannot show it; tests/test_options_command.py builds each to check these.
 DEFAULT_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {
-    ("strategy", "npenas"): {"exhaustive": 0},
+    ("strategy", "npenas"): {"exhaustive": 0, "acquisition": "ucb"},
 }
 
 # What each built-in name is, one line (a plugin's comes from its docstring's first sentence).

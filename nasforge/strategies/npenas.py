@@ -2,9 +2,12 @@
 
 Each step takes a parent by tournament among the best results so far, makes `mutations` mutants of it
 (one- and two-step), and the surrogate (a GP, or an MLP ensemble, on the encoding and, with `proxies`,
-the zero-cost proxies) filters them: only the best predicted one is evaluated. Unlike `bananas`, the
-candidates are mutants of one evolved parent, never the whole space or random architectures, so it
-works in spaces too large to enumerate. A proxy warm start picks the first `initial` trials.
+the zero-cost proxies) filters them: only the one with the best upper confidence bound (mean + `ucb_kappa`
+std) is evaluated. Not bananas' independent Thompson draws: the mutants of one parent are near-equal
+siblings, and the largest of 100 independent draws goes to an uncertain one rather than the best predicted
+(on NAS-Bench-201, bench/results/nb201/README.md, it left searches one or two edits from the best cell).
+Unlike `bananas`, the candidates are mutants of one evolved parent, never the whole space or random
+architectures, so it works in spaces too large to enumerate. A proxy warm start picks the first `initial` trials.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from nasforge.strategies.proxy_bananas import ProxyBananas
 
 class NPENAS(ProxyBananas):
     """Options as `proxy_bananas`, plus `population` (20) best results that parents come from,
-    `tournament` (5) and `mutations` (100) mutants scored per step; `exhaustive` is off."""
+    `tournament` (5) and `mutations` (100) mutants scored per step; `exhaustive` is off and
+    `acquisition` is "ucb"."""
 
     def __init__(self, space: Any, *, seed: int = 0, max_trials: int | None = None, population: int = 20,
                  tournament: int = 5, mutations: int = 100, **options: Any) -> None:
         options.setdefault("exhaustive", 0)
+        options.setdefault("acquisition", "ucb")
         super().__init__(space, seed=seed, max_trials=max_trials, mutations=mutations, **options)
         if population < 1 or tournament < 1 or mutations < 1:
             raise ValueError("npenas: population, tournament and mutations must be positive")

@@ -96,3 +96,18 @@ def test_bench_hands_the_proxy_csv_to_every_strategy_that_takes_it() -> None:
 
     assert takes_proxies("proxy_bananas") and takes_proxies("npenas")  # npenas takes it through **options
     assert not takes_proxies("bananas") and not takes_proxies("random")
+
+
+def test_npenas_evaluates_the_mutant_with_the_best_upper_confidence_bound(proxy_csv: str) -> None:
+    """npenas' default acquisition is UCB: its model pick is the candidate whose mean + kappa * std is largest."""
+    strategy = make("npenas", proxy_csv, seed=4)
+    assert strategy.acquisition == "ucb"
+    drive(strategy, 15)
+    strategy._ensure_model()
+    state = strategy.rng.bit_generator.state
+    cands = strategy._candidates()
+    mean, std = strategy.model.predict(strategy.encoder.encode(cands))
+    expected = strategy.space.key(cands[int(np.argmax(mean + strategy.ucb_kappa * std))])
+    strategy.rng.bit_generator.state = state  # the same draws: the same parent and mutants
+    (picked,) = strategy.ask(1)
+    assert picked.key == expected
