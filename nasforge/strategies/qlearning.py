@@ -19,6 +19,7 @@ initial Q of 0.5 keeps its meaning ("as good as the median").
 
 from __future__ import annotations
 
+import base64
 import bisect
 from typing import Any
 
@@ -27,6 +28,9 @@ import numpy as np
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import Architecture, Decision, JSONDict, Proposal, Result
 from nasforge.strategies.common import BaseStrategy
+
+# one step of a remembered walk: (Q values, action, next state's Q values, next allowed options)
+_Step = tuple[list[float], int, "list[float] | None", "tuple[int, ...] | None"]
 
 PAPER_EPSILONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
@@ -61,10 +65,14 @@ class QLearning(BaseStrategy):
         # table itself is never stored
         self.memory: list[tuple[list[int], int, bool]] = []  # (tokens, results known, new network?)
         self._replayable: list[int] = []  # indices of memory entries that were new networks
+        self._packed = bytearray()  # the memory as saved (`_pack_episode`), grown with it
+        self._keys: list[str] = []  # the results' keys in the order they came
+        self._index: dict[str, int] = {}  # key -> its place in `_keys`
         self._sorted: list[float] = []  # scores so far, for percentile rewards
+        self._rewards: dict[str, float] = {}  # key -> reward against `_sorted` as it is now
         self._decisions: dict[tuple[int, ...], Decision | None] = {}  # prefix -> its decision
         # remembered walks resolved to their Q-value lists (the lists live in self.q)
-        self._paths: dict[tuple[int, ...], tuple[str, list[tuple[list[float], int, tuple[int, ...] | None]]]] = {}
+        self._paths: dict[tuple[int, ...], tuple[str, list[_Step]]] = {}
 
     # ---- schedule ----------------------------------------------------------------------
     def epsilon(self) -> float:
@@ -124,35 +132,44 @@ class QLearning(BaseStrategy):
         ties = bisect.bisect_right(self._sorted, score) - below
         return (below + 0.5 * ties) / len(self._sorted)
 
-    def _path(self, tokens: list[int]) -> tuple[str, list[tuple[list[float], int, tuple[int, ...] | None]]]:
-        """A remembered walk, resolved once: its key, and per step (Q values, action, next options)."""
+    def _path(self, tokens: list[int]) -> tuple[str, list[_Step]]:
+        """A remembered walk, resolved once: its key, and its steps from the last decision back, each
+        (Q values, action, the next state's Q values or None after the last, the next allowed options or
+        None when every choice is allowed)."""
         sig = tuple(tokens)
         path = self._paths.get(sig)
         if path is None:
-            steps = []
-            for i in range(len(tokens)):
+            steps: list[_Step] = []
+            next_values: list[float] | None = None
+            for i in reversed(range(len(tokens))):
                 dec = self._decision(tokens[:i])
                 assert dec is not None
                 nxt = self._decision(tokens[: i + 1])
-                options: tuple[int, ...] | None = None  # None: every choice allowed
+                options: tuple[int, ...] | None = None
                 if nxt is not None and len(nxt.options) < len(nxt.choices):
                     options = tuple(nxt.options)
-                steps.append((self._values(self._state(tokens[:i]), dec), int(tokens[i]), options))
+                values = self._values(self._state(tokens[:i]), dec)
+                steps.append((values, int(tokens[i]), next_values, options))
+                next_values = values
             path = self._paths[sig] = (self.space.key(Architecture(self.space.name, sig)), steps)
         return path
 
     def _update(self, tokens: list[int]) -> None:
         """One Q-learning pass over a remembered trajectory, from the last decision back."""
         key, steps = self._path(tokens)
-        alpha, gamma = self.learning_rate, self.discount
-        target = self._reward(key)
-        for i in reversed(range(len(steps))):
-            values, action, next_options = steps[i]
-            if i < len(steps) - 1:  # bootstrap from the next state's best allowed action
-                next_values = steps[i + 1][0]
+        alpha, gamma, keep = self.learning_rate, self.discount, 1 - self.learning_rate
+        target = self._rewards.get(key)
+        if target is None:
+            target = self._rewards[key] = self._reward(key)
+        for values, action, next_values, next_options in steps:
+            if next_values is not None:  # bootstrap from the next state's best allowed action
                 target = gamma * (max(next_values) if next_options is None
-                                  else max(next_values[o] for o in next_options))
-            values[action] = (1 - alpha) * values[action] + alpha * target
+                                  else max([next_values[o] for o in next_options]))
+            values[action] = keep * values[action] + alpha * target
+
+    def _add_score(self, score: float) -> None:
+        bisect.insort(self._sorted, score)
+        self._rewards.clear()  # percentiles move with every new score
 
     # ---- ask/tell ----------------------------------------------------------------------
     def ask(self, n: int) -> list[Proposal]:
@@ -165,14 +182,22 @@ class QLearning(BaseStrategy):
     def tell(self, proposal: Proposal, result: Result) -> None:
         known = proposal.key in self.results
         pid, _ = self._record(proposal, result)
+        if proposal.key not in self._index:  # results only grow, and only here
+            self._index[proposal.key] = len(self._keys)
+            self._keys.append(proposal.key)
         if not known and self.results[proposal.key] is not None:
-            bisect.insort(self._sorted, float(self.results[proposal.key]))  # type: ignore[arg-type]
+            self._add_score(float(self.results[proposal.key]))  # type: ignore[arg-type]
         if pid is None:
             return
         # an episode: only a newly trained network joins the replay memory and replays it (the paper
         # looks a repeated one up instead of training it); a repeated one updates its own walk once
-        self.memory.append((list(proposal.arch.tokens), len(self.results), not known))
+        self._remember(list(proposal.arch.tokens), len(self.results), not known, proposal.key)
         self._replay(len(self.memory) - 1)
+
+    def _remember(self, tokens: list[int], known: int, new: bool, key: str) -> None:
+        previous = self.memory[-1][1] if self.memory else 0
+        self.memory.append((tokens, known, new))
+        self._pack_episode(tokens, known - previous, new, self._index.get(key))
 
     def _replay(self, i: int) -> None:
         """After the i-th episode: a new network adds itself to the memory and replays `replay` samples of
@@ -185,25 +210,101 @@ class QLearning(BaseStrategy):
         for j in rng.integers(len(self._replayable), size=self.replay):
             self._update(self.memory[self._replayable[int(j)]][0])
 
+    # ---- state -------------------------------------------------------------------------
+    # The runner saves the state twice per trial and a converged policy plays tens of thousands of
+    # episodes (mostly repeats), so the memory is saved as varints in one base64 string, built as the
+    # episodes come: per episode the growth of the results count, then 0 for a new network (its tokens
+    # are the newest result's), 1 and a result index for a repeat walked as that result's tokens, or 2,
+    # a length and the tokens otherwise (another walk to the same key). A list of [tokens, known, new]
+    # under "memory", the format before, still loads.
+    def _pack_episode(self, tokens: list[int], grown: int, new: bool, index: int | None) -> None:
+        out = self._packed
+        _put_varint(out, grown)
+        if new:
+            out.append(0)
+        elif index is not None and self.tokens_of[self._keys[index]] == tokens:
+            out.append(1)
+            _put_varint(out, index)
+        else:
+            out.append(2)
+            _put_varint(out, len(tokens))
+            for t in tokens:
+                _put_varint(out, t)
+
+    def _unpack(self, packed: bytes) -> list[tuple[list[int], int, bool]]:
+        memory: list[tuple[list[int], int, bool]] = []
+        known, pos = 0, 0
+        while pos < len(packed):
+            grown, pos = _get_varint(packed, pos)
+            known += grown
+            flag, pos = packed[pos], pos + 1
+            if flag == 0:
+                memory.append((list(self.tokens_of[self._keys[known - 1]]), known, True))
+            elif flag == 1:
+                index, pos = _get_varint(packed, pos)
+                memory.append((list(self.tokens_of[self._keys[index]]), known, False))
+            else:
+                length, pos = _get_varint(packed, pos)
+                tokens = []
+                for _ in range(length):
+                    t, pos = _get_varint(packed, pos)
+                    tokens.append(t)
+                memory.append((tokens, known, False))
+        return memory
+
     def state_dict(self) -> JSONDict:
-        return {**self.base_state(), "memory": [[t, k, new] for t, k, new in self.memory]}
+        return {**self.base_state(), "episodes": base64.b64encode(bytes(self._packed)).decode("ascii")}
 
     def load_state_dict(self, state: JSONDict) -> None:
         self.load_base_state(state)
-        self.memory = [([int(x) for x in m[0]], int(m[1]), bool(m[2]) if len(m) > 2 else True)
-                       for m in state["memory"]]
+        self._keys = list(self.results)
+        self._index = {k: i for i, k in enumerate(self._keys)}
+        if "episodes" in state:
+            self._packed = bytearray(base64.b64decode(str(state["episodes"])))
+            self.memory = self._unpack(bytes(self._packed))
+        else:  # the format before: repack it, so that the next save is compact
+            self.memory = [([int(x) for x in m[0]], int(m[1]), bool(m[2]) if len(m) > 2 else True)
+                           for m in state["memory"]]
+            self._packed = bytearray()
+            previous = 0
+            for tokens, known, new in self.memory:
+                index = None if new else self._index.get(self._key_of(tokens))
+                self._pack_episode(tokens, known - previous, new, index)
+                previous = known
         self.q = {}
         self._paths = {}
         self._replayable = []
         scores = list(self.results.values())
         self._sorted = []
+        self._rewards = {}
         known = 0
         for i, (_, k, _) in enumerate(self.memory):
             while known < k:  # percentile rewards against the results known back then
                 if scores[known] is not None:
-                    bisect.insort(self._sorted, float(scores[known]))  # type: ignore[arg-type]
+                    self._add_score(float(scores[known]))  # type: ignore[arg-type]
                 known += 1
             self._replay(i)
         for score in scores[known:]:
             if score is not None:
-                bisect.insort(self._sorted, float(score))
+                self._add_score(float(score))
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    """LEB128: seven bits per byte, the high bit set on every byte but the last."""
+    if value < 0:
+        raise ValueError(f"qlearning: cannot pack a negative count {value}")
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
