@@ -67,6 +67,8 @@ def main() -> int:
     parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     strategies = args.strategies.split(",")
+    if not args.rows_only:  # the 'after' rows time this checkout's nasforge, not whichever is installed
+        sys.path.insert(0, str(ROOT))
     if args.rows_only:
         print(json.dumps(measure(strategies, args.trials, args.bananas_trials, args.table)))
         return 0

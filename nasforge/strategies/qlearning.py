@@ -19,7 +19,6 @@ initial Q of 0.5 keeps its meaning ("as good as the median").
 
 from __future__ import annotations
 
-import base64
 import bisect
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import Architecture, Decision, JSONDict, Proposal, Result
 from nasforge.strategies.common import BaseStrategy
+from nasforge.strategies.packing import Packer, Unpacker
 
 # one step of a remembered walk: (Q values, action, next state's Q values, next allowed options)
 _Step = tuple[list[float], int, "list[float] | None", "tuple[int, ...] | None"]
@@ -65,7 +65,7 @@ class QLearning(BaseStrategy):
         # table itself is never stored
         self.memory: list[tuple[list[int], int, bool]] = []  # (tokens, results known, new network?)
         self._replayable: list[int] = []  # indices of memory entries that were new networks
-        self._packed = bytearray()  # the memory as saved (`_pack_episode`), grown with it
+        self._packed = Packer()  # the memory as saved (`_pack_episode`), grown with it
         self._keys: list[str] = []  # the results' keys in the order they came
         self._index: dict[str, int] = {}  # key -> its place in `_keys`
         self._sorted: list[float] = []  # scores so far, for percentile rewards
@@ -219,53 +219,44 @@ class QLearning(BaseStrategy):
     # under "memory", the format before, still loads.
     def _pack_episode(self, tokens: list[int], grown: int, new: bool, index: int | None) -> None:
         out = self._packed
-        _put_varint(out, grown)
+        out.uint(grown)
         if new:
-            out.append(0)
+            out.uint(0)
         elif index is not None and self.tokens_of[self._keys[index]] == tokens:
-            out.append(1)
-            _put_varint(out, index)
+            out.uint(1)
+            out.uint(index)
         else:
-            out.append(2)
-            _put_varint(out, len(tokens))
-            for t in tokens:
-                _put_varint(out, t)
+            out.uint(2)
+            out.tokens(tokens)
 
-    def _unpack(self, packed: bytes) -> list[tuple[list[int], int, bool]]:
+    def _unpack(self, packed: Packer) -> list[tuple[list[int], int, bool]]:
         memory: list[tuple[list[int], int, bool]] = []
-        known, pos = 0, 0
-        while pos < len(packed):
-            grown, pos = _get_varint(packed, pos)
-            known += grown
-            flag, pos = packed[pos], pos + 1
+        known, read = 0, Unpacker(packed.data)
+        while not read.done():
+            known += read.uint()
+            flag = read.uint()
             if flag == 0:
                 memory.append((list(self.tokens_of[self._keys[known - 1]]), known, True))
             elif flag == 1:
-                index, pos = _get_varint(packed, pos)
-                memory.append((list(self.tokens_of[self._keys[index]]), known, False))
+                memory.append((list(self.tokens_of[self._keys[read.uint()]]), known, False))
             else:
-                length, pos = _get_varint(packed, pos)
-                tokens = []
-                for _ in range(length):
-                    t, pos = _get_varint(packed, pos)
-                    tokens.append(t)
-                memory.append((tokens, known, False))
+                memory.append((read.tokens(), known, False))
         return memory
 
     def state_dict(self) -> JSONDict:
-        return {**self.base_state(), "episodes": base64.b64encode(bytes(self._packed)).decode("ascii")}
+        return {**self.base_state(), "episodes": self._packed.text()}
 
     def load_state_dict(self, state: JSONDict) -> None:
         self.load_base_state(state)
         self._keys = list(self.results)
         self._index = {k: i for i, k in enumerate(self._keys)}
         if "episodes" in state:
-            self._packed = bytearray(base64.b64decode(str(state["episodes"])))
-            self.memory = self._unpack(bytes(self._packed))
+            self._packed = Packer.from_text(str(state["episodes"]))
+            self.memory = self._unpack(self._packed)
         else:  # the format before: repack it, so that the next save is compact
             self.memory = [([int(x) for x in m[0]], int(m[1]), bool(m[2]) if len(m) > 2 else True)
                            for m in state["memory"]]
-            self._packed = bytearray()
+            self._packed = Packer()
             previous = 0
             for tokens, known, new in self.memory:
                 index = None if new else self._index.get(self._key_of(tokens))
@@ -288,23 +279,3 @@ class QLearning(BaseStrategy):
             if score is not None:
                 self._add_score(float(score))
 
-
-def _put_varint(out: bytearray, value: int) -> None:
-    """LEB128: seven bits per byte, the high bit set on every byte but the last."""
-    if value < 0:
-        raise ValueError(f"qlearning: cannot pack a negative count {value}")
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7

@@ -28,6 +28,7 @@ import torch
 from nasforge.core.seeding import derive_seed
 from nasforge.core.types import Architecture, Decision, JSONDict, Proposal, Result
 from nasforge.strategies.common import BaseStrategy
+from nasforge.strategies.packing import Packer, Unpacker
 
 
 @contextlib.contextmanager
@@ -312,6 +313,7 @@ class Reinforce(BaseStrategy):
         self.baseline: float | None = None
         self.buffer: list[tuple[list[int], float | None]] = []  # (tokens, score) awaiting an update
         self.log: list[tuple[list[list[int]], list[float], float]] = []  # (batch, rewards, scale) per update
+        self._packed_log = Packer()  # the log as saved, grown with it
 
     def ask(self, n: int) -> list[Proposal]:
         out = []
@@ -354,9 +356,18 @@ class Reinforce(BaseStrategy):
         scale = scale if scale > 0 else 1.0
         batch = [tokens for tokens, _ in self.buffer]
         rewards = [worst if s is None else s for _, s in self.buffer]
-        self.log.append((batch, rewards, scale))
+        self._log(batch, rewards, scale)
         self.buffer = []
         self._apply(batch, rewards, scale)
+
+    def _log(self, batch: list[list[int]], rewards: list[float], scale: float) -> None:
+        self.log.append((batch, rewards, scale))
+        out = self._packed_log
+        out.uint(len(batch))
+        for tokens, reward in zip(batch, rewards):
+            out.tokens(tokens)
+            out.float(reward)
+        out.float(scale)
 
     def _apply(self, batch: list[list[int]], rewards: list[float], scale: float) -> None:
         """One REINFORCE step: advantage against the moving-average baseline, plus entropy bonus."""
@@ -389,8 +400,11 @@ class Reinforce(BaseStrategy):
     # The controller's weights (and Adam's moments) are a deterministic function of the seed and
     # the update log, so they are rebuilt on load rather than stored: the runner saves the state
     # after every trial, and ~100k floats each time would dominate a table benchmark's run time.
+    # The log grows by one batch per update and is saved twice per trial, so it is saved packed
+    # (`packing`): per update the batch size, each walk's tokens and reward, then the scale. The
+    # list format before ("log") still loads.
     def state_dict(self) -> JSONDict:
-        return {**self.base_state(), "log": [[b, r, sc] for b, r, sc in self.log],
+        return {**self.base_state(), "updates": self._packed_log.text(),
                 "buffer": [[t, s] for t, s in self.buffer]}
 
     def load_state_dict(self, state: JSONDict) -> None:
@@ -398,8 +412,18 @@ class Reinforce(BaseStrategy):
         self.controller = Controller(self.seed, self.hidden, self.embed, self.init_range)
         self.optim = Adam(self.lr)
         self.baseline = None
-        self.log = [([[int(x) for x in t] for t in b], [float(x) for x in r], float(sc))
-                    for b, r, sc in state["log"]]
+        self.log, self._packed_log = [], Packer()
+        if "updates" in state:
+            read = Unpacker(Packer.from_text(str(state["updates"])).data)
+            while not read.done():
+                batch, rewards = [], []
+                for _ in range(read.uint()):
+                    batch.append(read.tokens())
+                    rewards.append(read.float())
+                self._log(batch, rewards, read.float())
+        else:
+            for b, r, sc in state["log"]:
+                self._log([[int(x) for x in t] for t in b], [float(x) for x in r], float(sc))
         for batch, rewards, scale in self.log:
             self._apply(batch, rewards, scale)
         self.buffer = [([int(x) for x in t], None if s is None else float(s)) for t, s in state["buffer"]]

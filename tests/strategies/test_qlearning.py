@@ -113,3 +113,55 @@ def test_replay_follows_each_new_network_and_a_repeat_updates_its_own_walk() -> 
     strategy.tell(repeat, Result(TrialState.COMPLETE, score=1.0))  # looked up, not trained
     assert updates[14:] == [first.arch.tokens]
     assert len(strategy.memory) == 3 and [m[2] for m in strategy.memory] == [True, True, False]
+
+
+def _saved(strategy) -> dict:
+    import json
+
+    return json.loads(json.dumps(strategy.state_dict()))
+
+
+def test_memory_is_saved_packed_and_the_list_format_before_still_loads() -> None:
+    """A converged policy plays mostly repeats and the runner saves after every trial: the memory is one
+    packed string, not a list per episode; a state saved by the code before (a "memory" list) loads to
+    the same Q table and the same next proposals."""
+    a = checks.make(NAME, seed=4, replay=20)
+    checks.drive(a, 40)
+    repeats = [p for p in a.ask(30) if p.key in a.results]
+    for p in repeats:  # episodes of known networks, as the runner answers them from the store
+        a.tell(p, Result(TrialState.COMPLETE, score=a.results[p.key]))
+    assert any(not new for _, _, new in a.memory)
+    state = _saved(a)
+    assert isinstance(state["episodes"], str) and "memory" not in state
+    old = {k: v for k, v in state.items() if k != "episodes"}
+    old["memory"] = [[list(t), k, new] for t, k, new in a.memory]
+    for saved in (state, old):
+        b = checks.make(NAME, seed=4, replay=20)
+        b.load_state_dict(saved)
+        assert b.memory == a.memory and b.q == a.q
+        assert _saved(b)["episodes"] == state["episodes"], "an old state is saved packed from then on"
+    b = checks.make(NAME, seed=4, replay=20)
+    b.load_state_dict(old)
+    assert [p.key for p in b.ask(5)] == [p.key for p in a.ask(5)]
+
+
+def test_a_repeat_walked_another_way_keeps_its_own_tokens() -> None:
+    """Two token sequences can name one architecture (the key is canonical); a repeat's Q update follows
+    the walk it took, so a reload must give that walk back, not the first one's tokens."""
+    a = checks.make(NAME, seed=1, replay=5)
+    (first,) = a.ask(1)
+    a.tell(first, Result(TrialState.COMPLETE, score=1.0))
+    other = tuple(reversed(first.arch.tokens))
+    if other == first.arch.tokens:
+        other = tuple((t + 1) % 5 for t in other)
+    from nasforge.core.types import Architecture, Proposal
+
+    stranger = Proposal(arch=Architecture(first.arch.space, other), key=first.key, seed=0,
+                        info={"id": a.next_id})
+    a.pending[a.next_id] = list(other)
+    a.next_id += 1
+    a.tell(stranger, Result(TrialState.COMPLETE, score=1.0))  # a repeat by key, walked as `other`
+    assert a.memory[-1] == (list(other), 1, False)
+    b = checks.make(NAME, seed=1, replay=5)
+    b.load_state_dict(_saved(a))
+    assert b.memory == a.memory and b.q == a.q

@@ -160,3 +160,23 @@ def test_no_resample_means_the_policy_draw_as_it_is() -> None:
         strategy.controller.params[f"head.{idx}.b"].data[:] = torch.tensor([30.0, 0.0, 0.0])
     strategy.controller.changed()
     assert {strategy.ask(1)[0].arch.tokens for _ in range(5)} == {(0, 0, 0)}
+
+
+def test_update_log_is_saved_packed_and_the_list_format_before_still_loads() -> None:
+    """The log grows by one batch per update and is saved after every trial: it is saved packed, and a state
+    with the list "log" of the code before rebuilds the same controller (the same next proposals)."""
+    import json
+
+    a = checks.make("reinforce", seed=2, batch_size=4)
+    checks.drive(a, 30)
+    state = json.loads(json.dumps(a.state_dict()))
+    assert isinstance(state["updates"], str) and "log" not in state and len(a.log) >= 5
+    old = {k: v for k, v in state.items() if k != "updates"}
+    old["log"] = [[b, r, sc] for b, r, sc in a.log]
+    expected = [p.key for p in a.ask(6)]
+    for saved in (state, old):
+        b = checks.make("reinforce", seed=2, batch_size=4)
+        b.load_state_dict(saved)
+        assert b.log == a.log
+        assert b.state_dict()["updates"] == state["updates"]
+        assert [p.key for p in b.ask(6)] == expected
