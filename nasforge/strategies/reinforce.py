@@ -44,6 +44,10 @@ def _one_thread() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+# a sampling step: (decision index, h, c, probabilities, their running sum, anchor states, layer states)
+_WalkStep = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]
+
+
 class Controller:
     """The LSTM policy, as a flat dict of named tensors (easy to serialise and to grow)."""
 
@@ -51,6 +55,10 @@ class Controller:
         self.seed, self.hidden, self.embed, self.init_range = seed, hidden, embed, init_range
         self.params: dict[str, torch.Tensor] = {}
         self._numpy: dict[str, np.ndarray] = {}
+        # prefix -> the step computed after it, for the space `_walk_space` and the current weights: a
+        # converged policy draws the same few walks again and again between two updates
+        self._walks: dict[tuple[int, ...], _WalkStep | None] = {}
+        self._walk_space: Any = None
         self.names: dict[str, int] = {}  # decision name -> index in params' names
         self._add("lstm.w_ih", (4 * hidden, embed))
         self._add("lstm.w_hh", (4 * hidden, hidden))
@@ -82,8 +90,9 @@ class Controller:
         return arr
 
     def changed(self) -> None:
-        """Parameters were updated: drop the NumPy copies used for sampling."""
+        """Parameters were updated: drop the NumPy copies and the cached steps used for sampling."""
         self._numpy.clear()
+        self._walks.clear()
 
     def _np_step(self, dec: Decision, idx: int, x: np.ndarray, h: np.ndarray, c: np.ndarray,
                  anchors: dict[int, np.ndarray], layer_state: dict[int, np.ndarray]
@@ -102,7 +111,12 @@ class Controller:
         return h, c, self._np(f"head.{idx}.w") @ h + self._np(f"head.{idx}.b")
 
     def sample(self, space: Any, rng: np.random.Generator) -> list[int]:
-        """One walk drawn from the policy, computed in NumPy (no autograd: several times faster)."""
+        """One walk drawn from the policy, computed in NumPy (no autograd: several times faster). The
+        LSTM state after a prefix does not depend on the draw, so each prefix's step is computed once per
+        weight update and reused; the draws themselves (one uniform per decision) are unchanged."""
+        if space is not self._walk_space:
+            self._walks.clear()
+            self._walk_space = space
         n = self.hidden
         h = np.zeros(n)
         c = np.zeros(n)
@@ -110,23 +124,38 @@ class Controller:
         anchors: dict[int, np.ndarray] = {}
         layer_state: dict[int, np.ndarray] = {}
         out: list[int] = []
-        while (dec := space.decision(out)) is not None:
-            idx = self.ensure(dec)
-            h, c, logits = self._np_step(dec, idx, x, h, c, anchors, layer_state)
-            if dec.allowed is not None:
-                masked = np.full(len(dec.choices), -np.inf)
-                masked[list(dec.allowed)] = logits[list(dec.allowed)]
-                logits = masked
-            probs = np.exp(logits - logits.max())
-            cdf = np.cumsum(probs)
+        while True:
+            key = tuple(out)
+            if key in self._walks:
+                step = self._walks[key]
+            else:
+                dec = space.decision(out)
+                step = None if dec is None else self._step(dec, x, h, c, anchors, layer_state)
+                self._walks[key] = step
+            if step is None:
+                return out
+            idx, h, c, probs, cdf, anchors, layer_state = step
             token = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(probs) - 1)
             while probs[token] == 0.0:  # never land on a masked option through rounding
                 token -= 1
             out.append(token)
-            if dec.layer is not None:
-                layer_state[dec.layer] = h
             x = self._np(f"embed.{idx}")[token]
-        return out
+
+    def _step(self, dec: Decision, x: np.ndarray, h: np.ndarray, c: np.ndarray, anchors: dict[int, np.ndarray],
+              layer_state: dict[int, np.ndarray]) -> _WalkStep:
+        """A decision's step from the state before it; the dicts given are left as they were (cached
+        steps share them)."""
+        idx = self.ensure(dec)
+        anchors = dict(anchors)
+        h, c, logits = self._np_step(dec, idx, x, h, c, anchors, layer_state)
+        if dec.allowed is not None:
+            masked = np.full(len(dec.choices), -np.inf)
+            masked[list(dec.allowed)] = logits[list(dec.allowed)]
+            logits = masked
+        probs = np.exp(logits - logits.max())
+        if dec.layer is not None:
+            layer_state = {**layer_state, dec.layer: h}
+        return idx, h, c, probs, np.cumsum(probs), anchors, layer_state
 
     def sample_new(self, space: Any, rng: np.random.Generator, is_new: Callable[[list[int]], bool],
                    limit: int = 100_000) -> list[int] | None:
